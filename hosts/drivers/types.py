@@ -1,0 +1,137 @@
+"""What the libvirt driver hands out and raises. Plain Python: importing this never imports libvirt.
+
+Everything is a frozen dataclass so nothing outside the driver ever holds a live virDomain/virConnect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ----------------------------------------------------------------------------------------- errors
+
+
+class DriverError(Exception):
+    """Base of every error the driver raises; `message` is libvirt's own text, `code` its error code."""
+
+    def __init__(self, message: str, code: int | None = None, uri: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.uri = uri
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class HostUnreachable(DriverError):
+    """The libvirt daemon behind a URI could not be reached (refused, timed out, connection lost)."""
+
+
+class DomainNotFound(DriverError):
+    """No domain with that name or UUID on this host."""
+
+
+class OperationUnsupported(DriverError):
+    """The hypervisor driver does not implement the call (e.g. jobStats on the test driver)."""
+
+
+class OperationInvalid(DriverError):
+    """The call does not fit the domain's state (e.g. start a running domain)."""
+
+
+class MigrationFailed(DriverError):
+    """libvirt refused or failed a migration; the message says why."""
+
+
+class MigrationAborted(MigrationFailed):
+    """The migration was cancelled (abortJob); the guest is still on the source."""
+
+
+# ------------------------------------------------------------------------------------------ facts
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    uri: str
+    hostname: str
+    host_uuid: str
+    cpu_model: str
+    cpus: int
+    memory_total_mib: int
+    memory_free_mib: int
+    libvirt_version: str
+    hypervisor_type: str
+    bridges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    target: str
+    device: str  # disk, cdrom, floppy, lun
+    source_type: str  # file, block, network, volume
+    source: str  # path (file/block) or network name (e.g. the NFS path)
+    source_protocol: str = ""  # nfs, rbd, iscsi ... for network disks
+    source_host: str = ""
+    format: str = ""
+    cache: str = ""  # '' means the hypervisor default
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    mac: str
+    kind: str  # bridge, network, user, direct ...
+    bridge: str = ""
+    network: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    uuid: str
+    name: str
+    state: str  # one of hosts.models.Guest.Power values
+    persistent: bool
+    vcpus: int
+    memory_mib: int
+    disks: tuple[DiskInfo, ...] = ()
+    nics: tuple[NicInfo, ...] = ()
+    migrating: bool = False  # libvirt reports an active job of migration type on this host
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """One sample of a running (or completed) libvirt job. Byte counts are of all data (RAM + disk)."""
+
+    active: bool
+    elapsed_ms: int = 0
+    data_total: int = 0
+    data_processed: int = 0
+    data_remaining: int = 0
+    memory_bps: int = 0  # throughput, bytes/s
+    dirty_rate_pps: int = 0  # pages dirtied per second (0 during the first pass)
+    page_size: int = 4096
+    iteration: int = 0
+    downtime_ms: int | None = None  # only for completed jobs
+    setup_time_ms: int | None = None
+    postcopy: bool = False
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dirty_rate_bps(self) -> int:
+        return self.dirty_rate_pps * self.page_size
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    """What an operator chose for one guest migration (mirrors migrations_app's form)."""
+
+    live: bool = True
+    bandwidth_mibps: int = 0  # 0 = unlimited
+    max_downtime_ms: int = 0  # 0 = libvirt/QEMU default (300 ms)
+    auto_converge: bool = False
+    allow_postcopy: bool = False
+    compressed: bool = False
+    persist_dest: bool = True
+    undefine_source: bool = True
+    unsafe: bool = False  # file disks on a plain shared dir need libvirt's UNSAFE flag (LAB-NOTES P2)
+    migration_uri: str = ""  # tcp://addr of the destination's migration address, if set

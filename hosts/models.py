@@ -1,0 +1,195 @@
+"""The cluster inventory: storage servers, hypervisors and the guests libvirt reports on them.
+
+Inventory (hosts.services.inventory) owns Hypervisor/Guest rows: it writes what libvirt says. Operators
+edit only the names, URIs and storage records; they never set where a guest runs.
+"""
+
+from django.db import models
+from django.urls import reverse
+
+
+class StorageServer(models.Model):
+    """A server exporting guest images (NFS in the reference lab).
+
+    Invariant: `mount_path` is where every hypervisor that mounts this export sees it; a disk whose
+    source lies under `mount_path` (or is an NFS network disk on `address:export_path`) lives here.
+    """
+
+    class Protocol(models.TextChoices):
+        NFS = "nfs", "NFS"
+        ISCSI = "iscsi", "iSCSI"
+        CEPH = "ceph", "Ceph RBD"
+        LOCAL = "local", "Local directory (not shared)"
+
+    name = models.CharField(max_length=64, unique=True)
+    address = models.CharField(max_length=255, help_text="Host name or IP the export is served from.")
+    export_path = models.CharField(max_length=255, help_text="Path exported by the server, e.g. /srv/images.")
+    protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.NFS)
+    mount_path = models.CharField(
+        max_length=255,
+        default="/var/lib/libvirt/images",
+        help_text="Where the hypervisors mount the export (the same path on every host).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("storage-detail", args=[self.pk])
+
+    @property
+    def is_shared(self) -> bool:
+        return self.protocol != self.Protocol.LOCAL
+
+    def holds_path(self, path: str) -> bool:
+        """True if a file disk at `path` lies on this export as the hypervisors mount it."""
+        for root in {self.mount_path, self.export_path}:
+            root = root.rstrip("/")
+            if root and (path == root or path.startswith(root + "/")):
+                return True
+        return False
+
+
+class Hypervisor(models.Model):
+    """A KVM host reached over one libvirt URI.
+
+    Invariants: `uri` is unique; `state` is OFFLINE whenever the last refresh could not reach libvirt
+    (with libvirt's message in `last_error`), except that MAINTENANCE, set by an operator, is sticky.
+    Capacity figures are the ones libvirt reported at `last_seen_at`.
+    """
+
+    class State(models.TextChoices):
+        UNKNOWN = "unknown", "Not yet contacted"
+        ONLINE = "online", "Online"
+        OFFLINE = "offline", "Offline"
+        MAINTENANCE = "maintenance", "Maintenance"
+
+    name = models.CharField(max_length=64, unique=True)
+    uri = models.CharField(max_length=255, unique=True, help_text="libvirt URI, e.g. qemu+tcp://10.0.0.2/system")
+    migration_address = models.CharField(
+        max_length=255, blank=True, help_text="Address the migration stream should use (blank: libvirt's default)."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.UNKNOWN)
+    last_error = models.TextField(blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    host_uuid = models.CharField(max_length=64, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    cpu_model = models.CharField(max_length=128, blank=True)
+    cpus = models.PositiveIntegerField(default=0)
+    vcpus_allocated = models.PositiveIntegerField(default=0, help_text="vCPUs of running guests.")
+    memory_total_mib = models.PositiveBigIntegerField(default=0)
+    memory_free_mib = models.PositiveBigIntegerField(default=0)
+    bridges = models.JSONField(default=list, blank=True)
+    storage_servers = models.ManyToManyField(StorageServer, blank=True, related_name="hypervisors")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("hypervisor-detail", args=[self.pk])
+
+    @property
+    def memory_used_mib(self) -> int:
+        return max(self.memory_total_mib - self.memory_free_mib, 0)
+
+    @property
+    def memory_used_percent(self) -> int:
+        return round(100 * self.memory_used_mib / self.memory_total_mib) if self.memory_total_mib else 0
+
+    @property
+    def cpu_used_percent(self) -> int:
+        """vCPUs of running guests against physical CPUs (may exceed 100: overcommit)."""
+        return round(100 * self.vcpus_allocated / self.cpus) if self.cpus else 0
+
+
+class Guest(models.Model):
+    """A libvirt domain, identified by its UUID.
+
+    Invariants: `hypervisor` changes only on evidence from libvirt (an inventory refresh that finds
+    the domain there, or a verified migration). While `migrating` is set the inventory leaves
+    `hypervisor` alone: mid-move a guest is legitimately defined on two hosts.
+    """
+
+    class Power(models.TextChoices):
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        SHUTOFF = "shutoff", "Shut off"
+        SHUTDOWN = "shutdown", "Shutting down"
+        CRASHED = "crashed", "Crashed"
+        PMSUSPENDED = "pmsuspended", "Suspended"
+        BLOCKED = "blocked", "Blocked"
+        MISSING = "missing", "Not found on its host"
+        UNKNOWN = "unknown", "Unknown"
+
+    uuid = models.UUIDField(unique=True)
+    name = models.CharField(max_length=128, db_index=True)
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.PROTECT, related_name="guests")
+    power = models.CharField(max_length=16, choices=Power.choices, default=Power.UNKNOWN)
+    persistent = models.BooleanField(default=True)
+    vcpus = models.PositiveIntegerField(default=1)
+    memory_mib = models.PositiveBigIntegerField(default=0)
+    migrating = models.BooleanField(default=False, help_text="Set while a guest migration owns this guest.")
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["hypervisor", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.hypervisor_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("guest-detail", args=[self.pk])
+
+
+class GuestDisk(models.Model):
+    """One disk of a guest as libvirt describes it; `storage_server` is resolved from its source."""
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="disks")
+    target = models.CharField(max_length=32)
+    device = models.CharField(max_length=16, default="disk")
+    source_type = models.CharField(max_length=16, help_text="file, block, network, volume")
+    source = models.CharField(max_length=1024, blank=True, help_text="Path, or the network disk's name.")
+    source_protocol = models.CharField(max_length=16, blank=True)
+    source_host = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=16, blank=True)
+    cache = models.CharField(max_length=16, blank=True, help_text="libvirt cache mode; blank = hypervisor default")
+    storage_server = models.ForeignKey(StorageServer, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["target"]
+        constraints = [models.UniqueConstraint(fields=["guest", "target"], name="disk_target_unique_per_guest")]
+
+    def __str__(self) -> str:
+        return f"{self.guest.name}:{self.target}"
+
+    @property
+    def location(self) -> str:
+        if self.source_protocol:
+            return f"{self.source_protocol}://{self.source_host}{self.source}"
+        return self.source
+
+
+class GuestNic(models.Model):
+    """One network interface of a guest and the bridge it plugs into."""
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="nics")
+    mac = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, help_text="libvirt interface type: bridge, network, user ...")
+    bridge = models.CharField(max_length=64, blank=True)
+    network = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["mac"]
+
+    def __str__(self) -> str:
+        return f"{self.guest.name}:{self.mac}"

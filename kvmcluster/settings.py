@@ -1,0 +1,177 @@
+"""One settings module, two profiles chosen by the environment.
+
+* embedded default (no DATABASE_URL / REDIS_URL): SQLite in WAL mode, django-q2's ORM broker and
+  channels-lite's SQLite channel layer, so web and worker processes talk with no server running.
+* production: DATABASE_URL (PostgreSQL) and REDIS_URL (django-q2 Redis broker + channels-redis).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("KVMCLUSTER_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+PRODUCTION = bool(DATABASE_URL or REDIS_URL)
+
+DEBUG = os.environ.get("KVMCLUSTER_DEBUG", "0" if PRODUCTION else "1") == "1"
+SECRET_KEY = os.environ.get("KVMCLUSTER_SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+ALLOWED_HOSTS = os.environ.get("KVMCLUSTER_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "django_q",
+    "django_htmx",
+    "template_partials",
+    "accounts",
+    "hosts",
+    "migrations_app",
+]
+if not PRODUCTION:
+    INSTALLED_APPS.append("channels_lite")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "kvmcluster.urls"
+ASGI_APPLICATION = "kvmcluster.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+_SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+
+
+def _sqlite(name: str) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / name,
+        # WAL lets the web process read while the worker writes; IMMEDIATE avoids the
+        # "database is locked" upgrade deadlock between two writers.
+        "OPTIONS": {"init_command": _SQLITE_INIT, "transaction_mode": "IMMEDIATE", "timeout": 20},
+        "TEST": {"NAME": DATA_DIR / f"test_{name}"},
+    }
+
+
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {"default": _sqlite("kvmcluster.sqlite3")}
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster")},
+        }
+    }
+else:
+    DATABASES["channels"] = _sqlite("channels.sqlite3")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "CONFIG": {"database": "channels", "expiry": 30, "group_expiry": 3600},
+        }
+    }
+    DATABASE_ROUTERS = ["kvmcluster.dbrouter.ChannelsRouter"]
+
+# django-q2: a migration job must never run twice (STYLE 5): one attempt, and a retry window far
+# longer than any job's timeout so the broker never re-delivers a task that is still running.
+Q_CLUSTER = {
+    "name": "kvmcluster",
+    "workers": int(os.environ.get("KVMCLUSTER_Q_WORKERS", "4")),
+    "timeout": 3600,
+    "retry": 4000,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.2,
+    "save_limit": 1000,
+    "label": "Jobs",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "topology"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = os.environ.get("KVMCLUSTER_INSECURE_COOKIES") != "1"
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+
+# --- kvmcluster's own knobs -----------------------------------------------------------------------
+# Where the local two-host lab keeps its state (hosts/lab).
+KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
+# Seconds between scheduled inventory refreshes of every hypervisor.
+INVENTORY_REFRESH_SECONDS = int(os.environ.get("KVMCLUSTER_REFRESH_SECONDS", "5"))
+# Seconds a libvirt connect or call may take before the host counts as unreachable.
+LIBVIRT_TIMEOUT_SECONDS = float(os.environ.get("KVMCLUSTER_LIBVIRT_TIMEOUT", "5"))
+# Concurrent guest migrations per hypervisor, each direction.
+MIGRATION_MAX_OUTGOING = int(os.environ.get("KVMCLUSTER_MAX_OUTGOING", "1"))
+MIGRATION_MAX_INCOMING = int(os.environ.get("KVMCLUSTER_MAX_INCOMING", "1"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("KVMCLUSTER_LOG_LEVEL", "INFO")},
+    "loggers": {"daphne": {"level": "WARNING"}},
+}

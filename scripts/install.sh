@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything kvmcluster, its tests and its local lab need on a fresh Debian 12 machine (as root).
+# Idempotent and quick when nothing is missing: `make run` and `make test` call it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # the two-hypervisor lab (LAB-NOTES §1): monolithic libvirtd, QEMU, and the userspace NFS server
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
+  # building libvirt-python
+  libvirt-dev pkg-config gcc python3-dev
+  # end-to-end tests drive Debian's Chromium (no browser downloads)
+  chromium
+  # the production profile's servers (already running on CI machines; installed if absent)
+  postgresql redis-server
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "install: missing Debian packages: ${missing[*]}" >&2
+    echo "install: run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# What libvirt-daemon-system would have created (it pulls systemd, so we don't install it): libvirtd
+# refuses to start without its compiled-in qemu user (LAB-NOTES P6).
+if [[ $(id -u) == 0 ]]; then
+  getent group kvm >/dev/null || groupadd -r kvm
+  getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+  id libvirt-qemu >/dev/null 2>&1 || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+fi
+
+PY=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "install: pip install -r requirements.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi

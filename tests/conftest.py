@@ -1,0 +1,1 @@
+"""Shared fixtures. Each layer (unit, integration, lab, e2e) adds its own conftest."""

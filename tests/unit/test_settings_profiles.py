@@ -1,0 +1,29 @@
+"""The one settings module picks its profile from the environment."""
+
+import os
+import subprocess
+import sys
+
+CODE = (
+    "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='kvmcluster.settings'; django.setup();"
+    "from django.conf import settings as s;"
+    "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], sorted(s.Q_CLUSTER))"
+)
+
+
+def _settings_line(**env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    out = subprocess.run([sys.executable, "-c", CODE], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_embedded_profile_needs_no_server():
+    line = _settings_line()
+    assert line.startswith("django.db.backends.sqlite3 channels_lite.layers.core.SQLiteChannelLayer")
+    assert "'orm'" in line and "'redis'" not in line
+
+
+def test_production_profile_uses_postgres_and_redis():
+    line = _settings_line(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0")
+    assert line.startswith("django.db.backends.postgresql channels_redis.core.RedisChannelLayer")
+    assert "'redis'" in line and "'orm'" not in line
