@@ -1,0 +1,44 @@
+"""Roles and what they may do: the one table of the project (docs/roles.md explains it).
+
+Each permission is a Django permission on accounts.AuditEvent's content type (see the model's Meta);
+each role is a Django Group of the same name, created and kept in sync by a data migration.
+"""
+
+from enum import StrEnum
+
+
+class Perm(StrEnum):
+    """Permission strings as `user.has_perm()` and `{{ perms }}` take them."""
+
+    VIEW_CLUSTER = "accounts.view_cluster"  # topology, guests, hypervisors, migrations (read only)
+    VIEW_AUDIT = "accounts.view_audit"  # the audit trail and migration history
+    REFRESH_INVENTORY = "accounts.refresh_inventory"
+    POWER_GUESTS = "accounts.power_guests"  # start / shut down guests
+    RUN_MIGRATIONS = "accounts.run_migrations"  # request, cancel and tune guest migrations
+    MANAGE_HOSTS = "accounts.manage_hosts"  # hypervisors and storage servers
+    MANAGE_USERS = "accounts.manage_users"  # users and their roles
+
+    @property
+    def codename(self) -> str:
+        return self.value.split(".", 1)[1]
+
+
+PERMISSION_LABELS: dict[Perm, str] = {
+    Perm.VIEW_CLUSTER: "Can view the cluster",
+    Perm.VIEW_AUDIT: "Can view the audit trail",
+    Perm.REFRESH_INVENTORY: "Can refresh the inventory",
+    Perm.POWER_GUESTS: "Can start and stop guests",
+    Perm.RUN_MIGRATIONS: "Can run guest migrations",
+    Perm.MANAGE_HOSTS: "Can manage hypervisors and storage",
+    Perm.MANAGE_USERS: "Can manage users and roles",
+}
+
+_VIEWER = {Perm.VIEW_CLUSTER, Perm.VIEW_AUDIT}
+_OPERATOR = _VIEWER | {Perm.REFRESH_INVENTORY, Perm.POWER_GUESTS, Perm.RUN_MIGRATIONS}
+_ADMIN = _OPERATOR | {Perm.MANAGE_HOSTS, Perm.MANAGE_USERS}
+
+ROLES: dict[str, frozenset[Perm]] = {
+    "viewer": frozenset(_VIEWER),
+    "operator": frozenset(_OPERATOR),
+    "admin": frozenset(_ADMIN),
+}
