@@ -1,0 +1,257 @@
+"""The lab's guests: domain XML, placement, start/stop through `virsh`, and their heartbeats.
+
+Guests are TCG (`type='qemu'`: this machine's KVM cannot boot Linux, LAB-NOTES P5), 256 MiB, booted from
+the shared kernel + busybox initramfs. Their disk is a qcow2 on the NFS export, attached as an NFS network
+disk with cache='none', so a live migration is safe without VIR_MIGRATE_UNSAFE. The lab talks to libvirt
+through `virsh` only: the project's driver is the one module importing libvirt.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from xml.sax.saxutils import escape
+
+from .config import DISK_SIZE_MIB, GUEST_MEMORY_MIB, GUESTS, HOSTS, NFS_ADDRESS, GuestSpec, Paths
+from .config import guest as guest_spec
+from .config import host as host_spec
+from .procs import LabError, run
+
+DOMAIN_XML = """\
+<domain type='qemu'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <title>kvmcluster lab guest</title>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='qcow2' cache='{cache}'/>
+      <source protocol='nfs' name='{disk}'>
+        <host name='{nfs}'/>
+        <identity user='root' group='root'/>
+      </source>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+{nics}    <serial type='file'>
+      <source path='{console}' append='on'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+NIC_XML = """\
+    <interface type='bridge'>
+      <mac address='52:54:00:55:{guest:02x}:{nic:02x}'/>
+      <source bridge='{bridge}'/>
+      <model type='virtio'/>
+    </interface>
+"""
+
+
+def uuid_of(name: str) -> str:
+    """Stable UUID per lab guest, so a redefinition is the same domain to libvirt and the inventory."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kvmcluster-lab:{name}"))
+
+
+def cmdline(fill: int, dirty: int) -> str:
+    return f"console=ttyS0 quiet panic=-1 fill={int(fill)} dirty={int(dirty)}"
+
+
+def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | None = None) -> str:
+    nics = "".join(NIC_XML.format(guest=spec.mac_suffix, nic=i, bridge=escape(br)) for i, br in enumerate(spec.bridges))
+    return DOMAIN_XML.format(
+        name=escape(spec.name),
+        uuid=uuid_of(spec.name),
+        memory=GUEST_MEMORY_MIB,
+        kernel=p.kernel,
+        initrd=p.initramfs,
+        cmdline=cmdline(spec.fill if fill is None else fill, spec.dirty if dirty is None else dirty),
+        cache=spec.cache,
+        disk=p.disk(spec.name),
+        nfs=NFS_ADDRESS,
+        nics=nics,
+        console=p.console_log(spec.name),
+    )
+
+
+# ------------------------------------------------------------------------------------------ virsh
+
+
+def virsh(uri: str, *args: str, check: bool = True, timeout: float = 60) -> str:
+    return run(["virsh", "-q", "-c", uri, *args], check=check, timeout=timeout).stdout
+
+
+def domains(uri: str) -> dict[str, str]:
+    """name -> state ("running", "shut off", ...) of every domain defined or running on `uri`."""
+    out = virsh(uri, "list", "--all")
+    states = {}
+    for line in out.splitlines():
+        cols = line.split(None, 2)
+        if len(cols) == 3:
+            states[cols[1]] = cols[2].strip()
+    return states
+
+
+def placement() -> dict[str, dict[str, str]]:
+    """Lab guest -> {host name: state} for every host that has it (running or just defined)."""
+    where: dict[str, dict[str, str]] = {g.name: {} for g in GUESTS}
+    for h in HOSTS:
+        for name, state in domains(h.uri).items():
+            if name in where:
+                where[name][h.name] = state
+    return where
+
+
+def running_on(name: str) -> list[str]:
+    """Hosts on which libvirt says `name` is running (exactly one, unless something is wrong)."""
+    return [h for h, state in placement()[name].items() if state == "running"]
+
+
+def current_host(name: str) -> str | None:
+    """Where the guest is: the host running it, else a host where it is defined, else None."""
+    hosts = placement()[name]
+    running = [h for h, s in hosts.items() if s == "running"]
+    if running:
+        return running[0]
+    return next(iter(hosts), None)
+
+
+def _define(p: Paths, uri: str, xml: str, name: str) -> None:
+    f = p.domain_xml(name)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(xml)
+    virsh(uri, "define", str(f))
+
+
+def ensure_disk(p: Paths, name: str) -> None:
+    disk = p.disk(name)
+    if not disk.exists():
+        p.export.mkdir(parents=True, exist_ok=True)
+        run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), f"{DISK_SIZE_MIB}M"])
+
+
+def ensure_all(p: Paths) -> list[str]:
+    """Define missing guests on their initial host, start those meant to run. Guests found elsewhere
+    (moved by a migration) stay where they are: `up` never changes placement, `reset` does."""
+    p.logs.mkdir(parents=True, exist_ok=True)
+    where = placement()
+    started = []
+    for spec in GUESTS:
+        ensure_disk(p, spec.name)
+        hosts = where[spec.name]
+        if not hosts:
+            _define(p, host_spec(spec.host).uri, domain_xml(p, spec), spec.name)
+            hosts = {spec.host: "shut off"}
+        if spec.start and "running" not in hosts.values():
+            h = next(iter(hosts))
+            virsh(host_spec(h).uri, "start", spec.name)
+            started.append(spec.name)
+    return started
+
+
+def destroy_all(uri: str) -> None:
+    """Hard-stop every running domain of a host (the lab's only: its daemons run nothing else)."""
+    for name, state in domains(uri).items():
+        if state != "shut off":
+            virsh(uri, "destroy", name, check=False)
+
+
+def undefine_everywhere(name: str) -> None:
+    for h in HOSTS:
+        states = domains(h.uri)
+        if name in states:
+            if states[name] != "shut off":
+                virsh(h.uri, "destroy", name, check=False)
+            virsh(h.uri, "undefine", name, check=False)
+
+
+def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait: bool = True) -> str:
+    """Redefine guest `name` where it currently is with fill/dirty on its kernel command line and
+    (re)start it. Returns the host name. With `wait`, returns once the new boot's first heartbeat shows."""
+    from .config import paths
+
+    p = p or paths()
+    spec = guest_spec(name)
+    h = current_host(name) or spec.host
+    uri = host_spec(h).uri
+    if domains(uri).get(name, "shut off") != "shut off":
+        virsh(uri, "destroy", name)
+    mark = console_size(p, name)
+    _define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty), name)
+    virsh(uri, "start", name)
+    if wait:
+        wait_heartbeat(name, after_offset=mark, timeout=60 + fill / 4, p=p)
+    return h
+
+
+# ------------------------------------------------------------------------------------------ heartbeat
+
+_HB = re.compile(rb"^HB (\d+)", re.M)
+
+
+def console_size(p: Paths, name: str) -> int:
+    try:
+        return p.console_log(name).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def heartbeat(name: str, after_offset: int = 0, p: Paths | None = None) -> int | None:
+    """The last heartbeat number in the guest's serial log (after byte `after_offset`), None if none yet.
+
+    The log is shared by source and destination QEMU (append mode), so during and after a live
+    migration the count keeps rising in the same file: no reset means the guest kept running.
+    """
+    from .config import paths
+
+    p = p or paths()
+    try:
+        with open(p.console_log(name), "rb") as f:
+            f.seek(after_offset)
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    beats = _HB.findall(data)
+    return int(beats[-1]) if beats else None
+
+
+def wait_heartbeat(
+    name: str, above: int = 0, timeout: float = 60, after_offset: int = 0, p: Paths | None = None
+) -> int:
+    """Wait until the guest's heartbeat exceeds `above`; returns it. Raises LabError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hb = heartbeat(name, after_offset=after_offset, p=p)
+        if hb is not None and hb > above:
+            return hb
+        if time.monotonic() > deadline:
+            raise LabError(f"{name}: no heartbeat above {above} within {timeout:.0f} s (last: {hb})")
+        time.sleep(0.2)
+
+
+def disk_heartbeat(name: str, p: Paths | None = None) -> int | None:
+    """The heartbeat the guest last wrote to sector 0 of its NFS disk (read without locking)."""
+    from .config import paths
+
+    p = p or paths()
+    out = run(["qemu-io", "-r", "-U", "-f", "qcow2", "-c", "read -v 0 16", str(p.disk(name))], check=False).stdout
+    # "00000000:  48 42 20 34 0a 00 ...  HB.4....": decode the hex column, not the dotted ASCII one.
+    hexes = re.findall(r"^[0-9a-f]{8}:((?:\s+[0-9a-f]{2}){1,16})", out, re.M)
+    data = bytes.fromhex("".join(h.replace(" ", "") for h in hexes))
+    m = re.match(rb"HB (\d+)", data)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,233 @@
+"""Bring the whole lab up, report on it, take it down, reset guest placement.
+
+Order matters. Up: boot image, bridges/netns, rpcbind then ganesha, both libvirtd (+ QEMU capability
+probe), guests. Down: guests first (SIGTERM to libvirtd leaves its QEMUs running), then both libvirtd and
+ganesha together, then rpcbind (ganesha unregisters from it), then bridges and namespaces.
+Only what the state file records is ever stopped or deleted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import pwd
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import guests, hosts, image, network, nfs
+from .config import GUESTS, HOSTS, LIBVIRT_TCP_PORT, MOUNTD_PORT, NFS_ADDRESS, NFS_PORT, RPCBIND_PORT, Paths, paths
+from .procs import LabError, alive, listening_ports, load_state, record, require_root, save_state, stop, which
+
+REQUIRED = (
+    "libvirtd",
+    "virsh",
+    "qemu-system-x86_64",
+    "qemu-img",
+    "qemu-io",
+    "ganesha.nfsd",
+    "rpcbind",
+    "rpcinfo",
+    "busybox",
+    "cpio",
+    "ip",
+    "unshare",
+    "nsenter",
+    "ss",
+)
+
+
+def preflight() -> None:
+    """Raise LabError naming the fix if we are not root or something the lab runs is missing."""
+    require_root()
+    for binary in REQUIRED:
+        which(binary)
+    try:
+        pwd.getpwnam("libvirt-qemu")
+        grp.getgrnam("kvm")
+    except KeyError as exc:
+        # libvirtd dies at start without its compiled-in qemu user (LAB-NOTES P6).
+        raise LabError(
+            "user libvirt-qemu / group kvm missing (libvirtd refuses to start). Fix: `make install`"
+        ) from exc
+    import os
+
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so"):
+        raise LabError("QEMU has no NFS block driver. Fix: `make install` (or: apt-get install -y qemu-block-extra)")
+
+
+@contextmanager
+def _locked(p: Paths):
+    """One lab operation at a time (two test sessions may both try to bring the lab up)."""
+    p.root.mkdir(parents=True, exist_ok=True)
+    with open(p.root / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass
+class UpResult:
+    seconds: float
+    started: list[str] = field(default_factory=list)  # what this call started (hosts, nfs, guests)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def started_anything(self) -> bool:
+        return bool(self.started)
+
+
+def is_up(p: Paths | None = None) -> bool:
+    p = p or paths()
+    state = load_state(p)
+    return all(alive(state.get("hosts", {}).get(h.name)) for h in HOSTS) and alive(state.get("nfs", {}).get("ganesha"))
+
+
+def up(wait: bool = True, p: Paths | None = None) -> UpResult:
+    """Idempotent: start whatever part of the lab is not running; with `wait`, return once every guest
+    meant to run has a heartbeat."""
+    preflight()
+    p = p or paths()
+    t0 = time.monotonic()
+    res = UpResult(0.0)
+    with _locked(p):
+        state = load_state(p)
+        if image.ensure(p):
+            res.notes.append(f"built guest kernel + initramfs in {time.monotonic() - t0:.1f} s")
+        try:
+            network.up(state)
+            with_netns = True
+        except LabError as exc:
+            with_netns = False
+            res.notes.append(f"no per-host network view ({exc}); hosts share the root bridges")
+        save_state(p, state)
+        had_nfs = alive(state.get("nfs", {}).get("ganesha"))
+        nfs.up(p, state)
+        save_state(p, state)
+        if not had_nfs:
+            res.started.append("nfs")
+        try:
+            started_hosts = hosts.up(p, state, with_netns=with_netns)
+        finally:
+            save_state(p, state)
+        res.started += started_hosts
+        hosts.warm_capabilities(started_hosts)
+        marks = {g.name: guests.console_size(p, g.name) for g in GUESTS}
+        booted = guests.ensure_all(p)
+        res.started += booted
+        state["up_at"] = time.time()
+        save_state(p, state)
+    if wait:
+        for name in booted:
+            guests.wait_heartbeat(name, after_offset=marks[name], timeout=90, p=p)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def down(p: Paths | None = None) -> list[str]:
+    """Stop every lab process by PID, delete the lab's bridges/namespaces. Returns lines of `ss` still
+    listening on a lab port afterwards (empty when the machine is clean)."""
+    require_root()
+    p = p or paths()
+    with _locked(p):
+        state = load_state(p)
+        for h in HOSTS:
+            if alive(state.get("hosts", {}).get(h.name)):
+                try:
+                    guests.destroy_all(h.uri)
+                except LabError:
+                    pass  # the daemon is going away anyway; leftover QEMUs are stopped below
+        # QEMUs whose daemon died before it could destroy them (libvirt's own pid files say which).
+        qemus = [record(pid) for h in HOSTS for pid in hosts.qemu_pids(p, h.name)]
+        nfs_state = state.get("nfs", {})
+        stop([*qemus, *hosts.entries(state), *([nfs_state["ganesha"]] if "ganesha" in nfs_state else [])], timeout=15)
+        # rpcbind last: ganesha unregisters from it on the way out.
+        stop([nfs_state["rpcbind"]] if "rpcbind" in nfs_state else [], timeout=10)
+        network.down(state)
+        state.pop("hosts", None)
+        state.pop("nfs", None)
+        state.pop("up_at", None)
+        save_state(p, state)
+    return listening_ports(lab_ports())
+
+
+def lab_ports() -> set[int]:
+    ports = {NFS_PORT, MOUNTD_PORT, RPCBIND_PORT, LIBVIRT_TCP_PORT}
+    for h in HOSTS:
+        ports |= set(range(h.migration_port_min, h.migration_port_max + 1))
+    return ports
+
+
+def reset(p: Paths | None = None) -> UpResult:
+    """Back to the initial placement: every lab guest destroyed and undefined everywhere, then defined
+    on its initial host with its default workload and started."""
+    p = p or paths()
+    if not is_up(p):
+        return up(p=p)
+    t0 = time.monotonic()
+    with _locked(p):
+        for g in GUESTS:
+            guests.undefine_everywhere(g.name)
+    res = up(p=p)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def status(p: Paths | None = None) -> dict:
+    """What runs, by PID, and where libvirt says each guest is."""
+    p = p or paths()
+    state = load_state(p)
+    nfs_state = state.get("nfs", {})
+    procs = {
+        "rpcbind": _proc(nfs_state.get("rpcbind"), f"{NFS_ADDRESS}:{RPCBIND_PORT}"),
+        "ganesha": _proc(nfs_state.get("ganesha"), f"{NFS_ADDRESS}:{NFS_PORT} export {p.export}"),
+    }
+    if nfs_state.get("rpcbind_foreign"):
+        procs["rpcbind"]["note"] = "not started by the lab"
+    host_rows = []
+    for h in HOSTS:
+        entry = state.get("hosts", {}).get(h.name)
+        row = {
+            "name": h.name,
+            "uri": h.uri,
+            "address": h.address,
+            "host_uuid": h.host_uuid,
+            "migration_ports": f"{h.migration_port_min}-{h.migration_port_max}",
+            "bridges": list(h.bridges),
+            **_proc(entry, f"{h.address}:{LIBVIRT_TCP_PORT}"),
+        }
+        if row["running"]:
+            try:
+                row["domains"] = guests.domains(h.uri)
+            except LabError as exc:
+                row["error"] = str(exc)
+        host_rows.append(row)
+    guest_rows = []
+    for g in GUESTS:
+        where = {hr["name"]: hr.get("domains", {}).get(g.name) for hr in host_rows if g.name in hr.get("domains", {})}
+        guest_rows.append(
+            {
+                "name": g.name,
+                "hosts": where,
+                "initial_host": g.host,
+                "cache": g.cache,
+                "bridges": list(g.bridges),
+                "heartbeat": guests.heartbeat(g.name, p=p),
+                "console_log": str(p.console_log(g.name)),
+                "disk": str(p.disk(g.name)),
+            }
+        )
+    return {
+        "state_dir": str(p.root),
+        "up": is_up(p),
+        "processes": procs,
+        "hosts": host_rows,
+        "guests": guest_rows,
+        "network": state.get("network", {}),
+    }
+
+
+def _proc(entry: dict | None, listen: str) -> dict:
+    return {"pid": (entry or {}).get("pid"), "running": alive(entry), "listen": listen}

@@ -1,0 +1,68 @@
+"""`manage.py lab up|status|down|reset`: the local two-hypervisor lab (hosts.lab does the work)."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from hosts import lab
+from hosts.lab import registry
+
+
+class Command(BaseCommand):
+    help = "Bring the local two-hypervisor lab up, show it, take it down, or reset guest placement."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["up", "status", "down", "reset"])
+        parser.add_argument("--no-wait", action="store_true", help="up/reset: don't wait for guest heartbeats")
+        parser.add_argument("--no-register", action="store_true", help="up/reset: don't write the lab into the DB")
+        parser.add_argument("--json", action="store_true", help="status: machine-readable output")
+
+    def handle(self, *args, action, no_wait=False, no_register=False, json=False, **options):
+        try:
+            getattr(self, f"do_{action}")(wait=not no_wait, register=not no_register, as_json=json)
+        except lab.LabError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def do_up(self, wait, register, **_):
+        self._report(lab.up(wait=wait), "lab up", register)
+
+    def do_reset(self, wait, register, **_):
+        self._report(lab.reset(), "lab reset", register)
+
+    def _report(self, res, what, register):
+        for note in res.notes:
+            self.stdout.write(note)
+        started = ", ".join(res.started) if res.started else "nothing (already running)"
+        self.stdout.write(self.style.SUCCESS(f"{what} in {res.seconds:.1f} s; started: {started}"))
+        if register:
+            reg = registry.register()
+            names = ", ".join(f"{hv.name} ({hv.uri})" for hv in reg["hypervisors"])
+            self.stdout.write(f"registered storage server {reg['storage'].name} and hypervisors {names}")
+            self.stdout.write(registry.refresh_inventory())
+
+    def do_down(self, **_):
+        leftovers = lab.down()
+        if leftovers:
+            raise CommandError("lab down, but lab ports are still listening:\n" + "\n".join(leftovers))
+        self.stdout.write(self.style.SUCCESS("lab down; nothing of it is listening"))
+
+    def do_status(self, as_json, **_):
+        st = lab.status()
+        if as_json:
+            self.stdout.write(json.dumps(st, indent=2))
+            return
+        self.stdout.write(f"lab {'UP' if st['up'] else 'DOWN'}  (state in {st['state_dir']})")
+        for name, proc in st["processes"].items():
+            self.stdout.write(
+                f"  {name:<8} pid {proc['pid'] or '-':<8} {'running' if proc['running'] else 'stopped':<8}"
+                f" {proc['listen']}"
+            )
+        for h in st["hosts"]:
+            self.stdout.write(
+                f"  {h['name']:<8} pid {h['pid'] or '-':<8} {'running' if h['running'] else 'stopped':<8}"
+                f" {h['uri']}  uuid {h['host_uuid']}  migration ports {h['migration_ports']}"
+                f"  bridges {','.join(h['bridges'])}"
+            )
+        for g in st["guests"]:
+            where = ", ".join(f"{host}: {state}" for host, state in g["hosts"].items()) or "not defined"
+            self.stdout.write(f"  {g['name']:<11} {where:<24} heartbeat {g['heartbeat'] or '-':<6} cache {g['cache']}")
