@@ -193,3 +193,18 @@ class GuestNic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.guest.name}:{self.mac}"
+
+
+class WorkerLease(models.Model):
+    """A named lease so only one long-running worker task (the inventory watcher) runs at a time.
+
+    Invariant: a holder owns the lease only while `expires_at` is in the future; it must renew it
+    well before then. Taken and renewed with compare-and-set updates, never read-modify-write.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at:%H:%M:%S}"

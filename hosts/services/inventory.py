@@ -1,0 +1,239 @@
+"""Inventory: make Hypervisor/Guest rows say what libvirt says.
+
+Invariants kept here:
+- A guest's `hypervisor` changes only on evidence from libvirt: the domain is active on the new host,
+  or it is defined there while its recorded host no longer has it.
+- A guest whose `migrating` flag is set is left alone (a guest migration owns it; mid-move it is
+  legitimately on two hosts). Nor does listing ever query a domain's job, so a running migration
+  never blocks a refresh.
+- An unreachable host is marked OFFLINE with libvirt's message; it never stops the other hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo
+from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, StorageServer
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_HOSTS = 8
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    hypervisor: str
+    online: bool
+    guests: int = 0
+    error: str = ""
+
+
+# ----------------------------------------------------------------------------- storage lookup
+
+
+def storage_for_disk(disk: DiskInfo, servers: Iterable[StorageServer]) -> StorageServer | None:
+    """The storage server a disk lives on: an NFS network disk on a server's export, or a file
+    under the path where hypervisors mount a server's export."""
+    for server in servers:
+        if disk.source_protocol:
+            if (
+                disk.source_protocol == server.protocol
+                and disk.source_host == server.address
+                and server.holds_path(disk.source)
+            ):
+                return server
+        elif disk.source and server.holds_path(disk.source):
+            return server
+    return None
+
+
+# --------------------------------------------------------------------------------- applying
+
+
+def _disk_rows(guest: Guest, disks: tuple[DiskInfo, ...], servers: list[StorageServer]) -> list[GuestDisk]:
+    return [
+        GuestDisk(
+            guest=guest,
+            target=d.target,
+            device=d.device,
+            source_type=d.source_type,
+            source=d.source,
+            source_protocol=d.source_protocol,
+            source_host=d.source_host,
+            format=d.format,
+            cache=d.cache,
+            storage_server=storage_for_disk(d, servers),
+        )
+        for d in disks
+    ]
+
+
+def _disk_key(d) -> tuple:
+    return (d.target, d.device, d.source_type, d.source, d.source_protocol, d.source_host, d.format, d.cache)
+
+
+def _nic_key(n) -> tuple:
+    return (n.mac, n.kind, n.bridge, n.network, n.model)
+
+
+def _sync_devices(guest: Guest, dom: DomainInfo, servers: list[StorageServer], created: bool) -> None:
+    """Rewrite a guest's disks/NICs only when libvirt's description changed (refresh runs every few s)."""
+    old_disks = [] if created else list(guest.disks.all())
+    if sorted(map(_disk_key, old_disks)) != sorted(map(_disk_key, dom.disks)) or any(
+        d.storage_server_id is None for d in old_disks
+    ):
+        GuestDisk.objects.filter(guest=guest).delete()
+        GuestDisk.objects.bulk_create(_disk_rows(guest, dom.disks, servers))
+    old_nics = [] if created else list(guest.nics.all())
+    if sorted(map(_nic_key, old_nics)) != sorted(map(_nic_key, dom.nics)):
+        GuestNic.objects.filter(guest=guest).delete()
+        GuestNic.objects.bulk_create(
+            GuestNic(guest=guest, mac=n.mac, kind=n.kind, bridge=n.bridge, network=n.network, model=n.model)
+            for n in dom.nics
+        )
+
+
+def _guest_facts(guest: Guest) -> tuple:
+    return (guest.name, guest.power, guest.persistent, guest.vcpus, guest.memory_mib, guest.hypervisor_id)
+
+
+def _owner_may_change(guest: Guest, dom: DomainInfo) -> bool:
+    """Evidence that the guest now lives on the host being refreshed."""
+    if guest.migrating or dom.migrating:
+        return False
+    if dom.state in ("running", "paused", "blocked", "pmsuspended"):
+        return True
+    return guest.power == Guest.Power.MISSING  # defined here, gone from where we thought it was
+
+
+@transaction.atomic
+def apply_host_facts(hypervisor: Hypervisor, info: HostInfo, domains: list[DomainInfo]) -> list[int]:
+    """Write one host's facts and guests. Returns the ids of guests whose row changed."""
+    now = timezone.now()
+    servers = list(StorageServer.objects.all())
+    hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
+    if hv.state != Hypervisor.State.MAINTENANCE:
+        hv.state = Hypervisor.State.ONLINE
+    hv.last_error = ""
+    hv.last_seen_at = now
+    hv.host_uuid = info.host_uuid
+    hv.hostname = info.hostname
+    hv.cpu_model = info.cpu_model
+    hv.cpus = info.cpus
+    hv.memory_total_mib = info.memory_total_mib
+    hv.memory_free_mib = info.memory_free_mib
+    hv.bridges = list(info.bridges)
+    hv.vcpus_allocated = sum(d.vcpus for d in domains if d.state in ("running", "paused", "blocked"))
+    hv.save()
+
+    changed: list[int] = []
+    known = {str(g.uuid): g for g in Guest.objects.filter(uuid__in=[d.uuid for d in domains])}
+    for dom in domains:
+        guest = known.get(dom.uuid)
+        created = guest is None
+        if created:
+            guest = Guest(uuid=dom.uuid, hypervisor=hv)
+        elif guest.hypervisor_id != hv.pk:
+            if not _owner_may_change(guest, dom):
+                continue  # another host owns it until libvirt shows otherwise
+            log.info("guest %s moved %s -> %s (libvirt reports it here)", dom.name, guest.hypervisor_id, hv.name)
+            guest.hypervisor = hv
+        elif guest.migrating:
+            continue
+        before = None if created else _guest_facts(guest)
+        guest.name, guest.power, guest.persistent = dom.name, dom.state, dom.persistent
+        guest.vcpus, guest.memory_mib, guest.last_seen_at = dom.vcpus, dom.memory_mib, now
+        guest.save()
+        if before != _guest_facts(guest):
+            changed.append(guest.pk)
+        _sync_devices(guest, dom, servers, created)
+
+    seen = {d.uuid for d in domains}
+    gone = (
+        Guest.objects.filter(hypervisor=hv, migrating=False).exclude(power=Guest.Power.MISSING).exclude(uuid__in=seen)
+    )
+    gone_ids = list(gone.values_list("pk", flat=True))
+    Guest.objects.filter(pk__in=gone_ids).update(power=Guest.Power.MISSING)
+    changed.extend(gone_ids)
+    _announce(hv.pk, changed)
+    return changed
+
+
+@transaction.atomic
+def mark_unreachable(hypervisor: Hypervisor, error: DriverError) -> None:
+    updated = Hypervisor.objects.filter(pk=hypervisor.pk).exclude(state=Hypervisor.State.MAINTENANCE)
+    updated.update(state=Hypervisor.State.OFFLINE, last_error=error.message)
+    Hypervisor.objects.filter(pk=hypervisor.pk, state=Hypervisor.State.MAINTENANCE).update(last_error=error.message)
+    _announce(hypervisor.pk, [])
+
+
+def _announce(hypervisor_id: int, guest_ids: list[int]) -> None:
+    """Push the changed parts of the topology to browsers once the rows are committed."""
+    from hosts import events  # events renders templates; keep it out of import time
+
+    # robust: a failed push (channel layer down) must never undo or break a refresh.
+    transaction.on_commit(
+        lambda: events.topology_changed(hypervisor_ids=[hypervisor_id], guest_ids=guest_ids), robust=True
+    )
+
+
+# --------------------------------------------------------------------------------- refreshing
+
+
+def refresh_hypervisor(hypervisor: Hypervisor) -> RefreshResult:
+    """Ask one host for its facts and guests and record them. Never raises for libvirt trouble."""
+    try:
+        info = driver.host_info(hypervisor.uri)
+        domains = driver.list_domains(hypervisor.uri)
+    except DriverError as err:
+        log.warning("refresh of %s failed: %s", hypervisor.name, err.message)
+        mark_unreachable(hypervisor, err)
+        return RefreshResult(hypervisor.name, online=False, error=err.message)
+    apply_host_facts(hypervisor, info, domains)
+    return RefreshResult(hypervisor.name, online=True, guests=len(domains))
+
+
+def _refresh_in_thread(hypervisor: Hypervisor) -> RefreshResult:
+    try:
+        return refresh_hypervisor(hypervisor)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()  # each thread has its own DB connection; don't leak it
+
+
+def refresh_all(hypervisor_ids: Iterable[int] | None = None) -> list[RefreshResult]:
+    """Refresh hosts in parallel: a slow or dead host costs its own timeout, not everyone's."""
+    hypervisors = list(
+        Hypervisor.objects.all() if hypervisor_ids is None else Hypervisor.objects.filter(pk__in=hypervisor_ids)
+    )
+    if len(hypervisors) <= 1 or connection.in_atomic_block:
+        # Inside a test transaction other threads could not see the rows: stay on this thread.
+        return [refresh_hypervisor(hv) for hv in hypervisors]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hypervisors))) as pool:
+        return list(pool.map(_refresh_in_thread, hypervisors))
+
+
+def request_refresh(*, hypervisor: Hypervisor | None = None, actor=None, source_ip: str = "") -> None:
+    """An operator asked for fresh facts: audit it and enqueue the refresh job once committed."""
+    from django_q.tasks import async_task
+
+    from accounts.audit import audit_record
+
+    ids = [hypervisor.pk] if hypervisor else None
+    with transaction.atomic():
+        audit_record(
+            action="inventory.refresh_requested",
+            actor=actor,
+            source_ip=source_ip,
+            hypervisor=hypervisor.name if hypervisor else "",
+            params={"scope": hypervisor.name if hypervisor else "all"},
+        )
+        transaction.on_commit(lambda: async_task("hosts.tasks.refresh_inventory", ids, task_name="inventory-refresh"))

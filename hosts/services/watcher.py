@@ -1,0 +1,119 @@
+"""The inventory watcher: one long-running worker task keeping every host's picture fresh.
+
+django-q2 schedules run at minute granularity, but operators expect a host's state within seconds.
+So a schedule starts this watcher every minute; it runs only if it can take the `WorkerLease`
+(so exactly one runs cluster-wide), refreshes every host every few seconds, and refreshes a host at
+once when libvirt reports a lifecycle event on a connection it holds open. If its worker dies the
+lease expires and the next scheduled run takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections
+from django.db.models import Q
+from django.utils import timezone
+
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import DriverError
+from hosts.models import Hypervisor, WorkerLease
+from hosts.services.inventory import refresh_all
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "inventory-watcher"
+LEASE_TTL = timedelta(seconds=20)
+EVENT_DEBOUNCE_S = 0.2
+
+
+def take_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
+    """Compare-and-set: take the lease if it is free, expired or already ours."""
+    now = timezone.now()
+    try:
+        WorkerLease.objects.get_or_create(name=name, defaults={"holder": "", "expires_at": now})
+    except IntegrityError:
+        pass  # created by a concurrent taker; the update below decides
+    mine_or_free = Q(expires_at__lte=now) | Q(holder=holder)
+    return WorkerLease.objects.filter(mine_or_free, name=name).update(holder=holder, expires_at=now + ttl) == 1
+
+
+def release_lease(name: str, holder: str) -> None:
+    WorkerLease.objects.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())
+
+
+class _Events:
+    """Lifecycle events from libvirt's thread, handed to the watcher loop."""
+
+    def __init__(self) -> None:
+        self.wakeup = threading.Event()
+        self._lock = threading.Lock()
+        self._uris: set[str] = set()
+
+    def __call__(self, uri: str, _domain_uuid: str, _event: str) -> None:
+        with self._lock:
+            self._uris.add(uri)
+        self.wakeup.set()
+
+    def take(self) -> set[str]:
+        with self._lock:
+            uris, self._uris = self._uris, set()
+        self.wakeup.clear()
+        return uris
+
+
+def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
+    """Refresh all hosts every `interval_s` (and on events) for `duration_s`. Returns refresh rounds."""
+    interval_s = interval_s or settings.INVENTORY_REFRESH_SECONDS
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not take_lease(LEASE_NAME, holder):
+        log.debug("inventory watcher already running elsewhere")
+        return 0
+    events = _Events()
+    subscriptions: dict[str, driver.Subscription] = {}
+    deadline = time.monotonic() + duration_s
+    rounds = 0
+    try:
+        next_full = 0.0
+        while time.monotonic() < deadline:
+            close_old_connections()
+            now = time.monotonic()
+            if now >= next_full:
+                refresh_all()
+                next_full = now + interval_s
+            else:
+                uris = events.take()
+                time.sleep(EVENT_DEBOUNCE_S)  # a migration or boot fires several events in a row
+                uris |= events.take()
+                refresh_all(Hypervisor.objects.filter(uri__in=uris).values_list("pk", flat=True))
+            rounds += 1
+            _subscribe(subscriptions, events)
+            if not take_lease(LEASE_NAME, holder):
+                log.warning("inventory watcher lost its lease; stopping")
+                break
+            events.wakeup.wait(max(0.0, min(next_full, deadline) - time.monotonic()))
+    finally:
+        for sub in subscriptions.values():
+            sub.cancel()
+        release_lease(LEASE_NAME, holder)
+    return rounds
+
+
+def _subscribe(subscriptions: dict[str, driver.Subscription], events: _Events) -> None:
+    """Listen for lifecycle events on every online host not yet listened to."""
+    online = set(Hypervisor.objects.filter(state=Hypervisor.State.ONLINE).values_list("uri", flat=True))
+    for uri in list(subscriptions):
+        if uri not in online:
+            subscriptions.pop(uri).cancel()
+    for uri in online - set(subscriptions):
+        try:
+            subscriptions[uri] = driver.watch_lifecycle(uri, events)
+        except DriverError as err:
+            log.info("no lifecycle events from %s: %s", uri, err.message)

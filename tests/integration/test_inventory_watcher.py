@@ -1,0 +1,62 @@
+"""The inventory watcher: one holder at a time, periodic refresh, and refresh on libvirt events."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from hosts.drivers import libvirt_driver
+from hosts.models import Guest, Hypervisor, WorkerLease
+from hosts.services import watcher
+from tests.libvirt_nodes import NodeDomain, write_node
+
+
+@pytest.mark.django_db
+def test_lease_has_one_holder_until_it_expires():
+    assert watcher.take_lease("x", "worker-1")
+    assert not watcher.take_lease("x", "worker-2")
+    assert watcher.take_lease("x", "worker-1")  # renewing our own lease
+
+    WorkerLease.objects.filter(name="x").update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert watcher.take_lease("x", "worker-2")
+    assert WorkerLease.objects.get(name="x").holder == "worker-2"
+
+
+@pytest.mark.django_db
+def test_a_second_watcher_does_nothing_while_the_first_holds_the_lease():
+    watcher.take_lease(watcher.LEASE_NAME, "someone-else")
+
+    assert watcher.run_watcher(duration_s=0.5, interval_s=0.1) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watcher_sees_a_lifecycle_event_before_the_next_periodic_round(tmp_path):
+    guest = NodeDomain("evt01")
+    uri = write_node(tmp_path / "host-a.xml", [guest])
+    Hypervisor.objects.create(name="hv-a", uri=uri)
+    runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 6, "interval_s": 60}, daemon=True)
+    runner.start()
+    try:
+        _wait_for(lambda: Guest.objects.filter(name="evt01", power="running").exists())
+        time.sleep(0.3)  # let the watcher subscribe to lifecycle events after its first round
+
+        libvirt_driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
+
+        # The periodic round is 60 s away: only the event can bring the new state this soon.
+        _wait_for(lambda: Guest.objects.get(name="evt01").power == "paused")
+    finally:
+        runner.join(10)
+    assert not runner.is_alive()
+    assert WorkerLease.objects.get(name=watcher.LEASE_NAME).holder == ""
+
+
+def _wait_for(predicate, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
