@@ -42,3 +42,33 @@ ROLES: dict[str, frozenset[Perm]] = {
     "operator": frozenset(_OPERATOR),
     "admin": frozenset(_ADMIN),
 }
+
+# Highest first: a user's role is the first of these whose group they are in.
+ROLE_ORDER: tuple[str, ...] = ("admin", "operator", "viewer")
+ROLE_LABELS: dict[str, str] = {
+    "viewer": "Viewer: sees everything, changes nothing",
+    "operator": "Operator: runs guest migrations, refreshes inventory, starts and stops guests",
+    "admin": "Admin: everything, plus hypervisors, storage servers and users",
+}
+
+
+def sync_role_groups(apps=None, using: str = "default") -> None:
+    """Make the Groups match ROLES exactly (idempotent; the data migration and post_migrate call it).
+
+    Works with the historical `apps` of a migration or, when None, the live models. Permissions are
+    created here too because Django only creates them after the last migration has run.
+    """
+    if apps is None:
+        from django.apps import apps
+    content_type_model = apps.get_model("contenttypes", "ContentType")
+    permission_model = apps.get_model("auth", "Permission")
+    group_model = apps.get_model("auth", "Group")
+    content_type, _ = content_type_model.objects.using(using).get_or_create(app_label="accounts", model="auditevent")
+    perms = {}
+    for perm in Perm:
+        perms[perm], _ = permission_model.objects.using(using).get_or_create(
+            content_type=content_type, codename=perm.codename, defaults={"name": PERMISSION_LABELS[perm]}
+        )
+    for role, granted in ROLES.items():
+        group, _ = group_model.objects.using(using).get_or_create(name=role)
+        group.permissions.set([perms[p] for p in sorted(granted)])

@@ -44,6 +44,7 @@ if not PRODUCTION:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -156,6 +157,10 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = 31536000
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+# Sign-in throttling (accounts.throttle): failures per (username, IP) in the window -> locked for a while.
+LOGIN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_MAX_FAILURES", "5"))
+LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
+LOGIN_LOCKOUT_SECONDS = 15 * 60
 
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
 # Where the local two-host lab keeps its state (hosts/lab).

@@ -1,0 +1,90 @@
+"""Permission-checked websocket consumers: check on connect, close on logout or role change.
+
+Usage (put the mixin FIRST so its connect/disconnect wrap the consumer's):
+
+    class TopologyConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
+        required_perm = Perm.VIEW_CLUSTER
+
+        async def on_authorized(self):          # joined "user.<id>" and accepted; join your groups here
+            await self.channel_layer.group_add(events.TOPOLOGY, self.channel_name)
+
+        async def on_disconnect(self, code):    # leave your groups here
+            await self.channel_layer.group_discard(events.TOPOLOGY, self.channel_name)
+
+A refused connect is closed before the handshake completes (the client sees HTTP 403).
+`SyncPermissionCheckedMixin` is the same for the synchronous WebsocketConsumer/JsonWebsocketConsumer.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+
+from accounts.events import user_group
+from accounts.permissions import user_can
+from accounts.roles import Perm
+
+CLOSE_REVOKED = 4401  # an application close code: "your session or role changed, reconnect"
+
+
+class PermissionCheckedMixin:
+    """For AsyncWebsocketConsumer / AsyncJsonWebsocketConsumer."""
+
+    required_perm: Perm = Perm.VIEW_CLUSTER
+    _user_group: str | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        allowed = await database_sync_to_async(user_can)(user, self.required_perm)
+        if not allowed:
+            await self.close()
+            return
+        self._user_group = user_group(user.pk)
+        await self.channel_layer.group_add(self._user_group, self.channel_name)
+        await self.accept()
+        await self.on_authorized()
+
+    async def on_authorized(self) -> None:
+        """Hook: join the consumer's own groups, send the initial state."""
+
+    async def on_disconnect(self, code) -> None:
+        """Hook: leave the consumer's own groups."""
+
+    async def disconnect(self, code):
+        if self._user_group:
+            await self.channel_layer.group_discard(self._user_group, self.channel_name)
+            await self.on_disconnect(code)
+
+    async def session_revoked(self, event):
+        await self.close(code=CLOSE_REVOKED)
+
+
+class SyncPermissionCheckedMixin:
+    """For the synchronous WebsocketConsumer / JsonWebsocketConsumer."""
+
+    required_perm: Perm = Perm.VIEW_CLUSTER
+    _user_group: str | None = None
+
+    def connect(self):
+        user = self.scope.get("user")
+        if not user_can(user, self.required_perm):
+            self.close()
+            return
+        self._user_group = user_group(user.pk)
+        async_to_sync(self.channel_layer.group_add)(self._user_group, self.channel_name)
+        self.accept()
+        self.on_authorized()
+
+    def on_authorized(self) -> None:
+        """Hook: join the consumer's own groups, send the initial state."""
+
+    def on_disconnect(self, code) -> None:
+        """Hook: leave the consumer's own groups."""
+
+    def disconnect(self, code):
+        if self._user_group:
+            async_to_sync(self.channel_layer.group_discard)(self._user_group, self.channel_name)
+            self.on_disconnect(code)
+
+    def session_revoked(self, event):
+        self.close(code=CLOSE_REVOKED)

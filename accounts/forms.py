@@ -1,0 +1,127 @@
+"""Forms of the accounts pages: sign-in with throttling, user creation, role change, audit filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.exceptions import ValidationError
+
+from accounts import throttle
+from accounts.audit import audit_record, request_ip
+from accounts.models import AuditEvent
+from accounts.roles import ROLE_LABELS, ROLE_ORDER
+
+ROLE_CHOICES = [(role, ROLE_LABELS[role]) for role in reversed(ROLE_ORDER)]
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, refusing (before the password is checked) while the pair is locked."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": "Too many failed sign-ins for this account from your address. Sign-in is locked until "
+        "%(until)s UTC; try again then, or ask an admin.",
+    }
+    throttled = False
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username:
+            ip = request_ip(self.request)
+            until = throttle.locked_until(username, ip)
+            if until is not None:
+                self.throttled = True
+                audit_record(
+                    action="auth.login_refused",
+                    source_ip=ip,
+                    params={"username": username[:150]},
+                    outcome="refused",
+                    message="sign-in refused: too many recent failures",
+                )
+                raise ValidationError(
+                    self.error_messages["throttled"],
+                    code="throttled",
+                    params={"until": until.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")},
+                )
+        return super().clean()
+
+
+class UserCreateForm(UserCreationForm):
+    """Username, role and a password checked by the project's validators (settings)."""
+
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="viewer", widget=forms.RadioSelect)
+    email = forms.EmailField(required=False, help_text="Optional.")
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES, widget=forms.RadioSelect)
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class AuditFilterForm(forms.Form):
+    """The audit list's filters; every field optional, invalid ones are reported and ignored."""
+
+    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    action = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Action",
+        help_text="Exact, or a prefix ending in a dot: “migration.”",
+    )
+    guest = forms.CharField(required=False, max_length=255, label="Guest (name or UUID)")
+    hypervisor = forms.CharField(required=False, max_length=255)
+    outcome = forms.ChoiceField(required=False, choices=[("", "any"), *AuditEvent.Outcome.choices])
+    migration = forms.IntegerField(required=False, min_value=1, max_value=2**62, label="Guest migration #")
+    since = forms.DateTimeField(
+        required=False,
+        label="From (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        required=False,
+        label="To (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise ValidationError("“From” is after “To”.")
+        return data
+
+    def filters(self) -> dict:
+        """The valid, non-empty filters as queryset lookups."""
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        if not data and self.is_bound:
+            data = {k: v for k, v in getattr(self, "cleaned_data", {}).items() if k not in self.errors}
+        lookups: dict = {}
+        if data.get("actor"):
+            lookups["actor_username"] = data["actor"].strip()
+        action = (data.get("action") or "").strip()
+        if action:
+            lookups["action__startswith" if action.endswith(".") else "action"] = action
+        guest = (data.get("guest") or "").strip()
+        if guest:
+            lookups["guest_uuid" if _UUID.match(guest) else "guest"] = guest.lower() if _UUID.match(guest) else guest
+        if data.get("hypervisor"):
+            lookups["hypervisor"] = data["hypervisor"].strip()
+        if data.get("outcome"):
+            lookups["outcome"] = data["outcome"]
+        if data.get("migration"):
+            lookups["migration_id"] = data["migration"]
+        if data.get("since"):
+            lookups["created_at__gte"] = data["since"]
+        if data.get("until"):
+            lookups["created_at__lte"] = data["until"]
+        return lookups

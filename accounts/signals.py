@@ -1,0 +1,48 @@
+"""Security events from django.contrib.auth -> audit rows (and the login throttle, socket closing)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from accounts import throttle
+from accounts.audit import audit_record, request_ip
+from accounts.events import user_sessions_changed
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.audit_login")
+def audit_login(sender, request, user, **kwargs):
+    ip = request_ip(request)
+    throttle.record_success(user.get_username(), ip)
+    audit_record(action="auth.login", actor=user, source_ip=ip)
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.audit_logout")
+def audit_logout(sender, request, user, **kwargs):
+    if user is None:  # logging out an anonymous session: nothing happened
+        return
+    audit_record(action="auth.logout", actor=user, source_ip=request_ip(request))
+    user_sessions_changed(user.pk)
+
+
+@receiver(user_login_failed, dispatch_uid="accounts.audit_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs):
+    # `credentials` has the password already masked by Django; keep only the name.
+    username = str(credentials.get("username", ""))[:150]
+    ip = request_ip(request) if request is not None else ""
+    audit_record(
+        action="auth.login_failed",
+        source_ip=ip,
+        params={"username": username},
+        outcome="failed",
+        message="wrong username or password, or inactive account",
+    )
+    until = throttle.record_failure(username, ip)
+    if until is not None:
+        audit_record(
+            action="auth.login_throttled",
+            source_ip=ip,
+            params={"username": username, "until": until},
+            outcome="refused",
+            message="too many failed sign-ins; sign-in refused until the lock ends",
+        )
