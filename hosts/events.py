@@ -1,0 +1,65 @@
+"""Live topology updates: the only place that names the topology group and sends to it.
+
+What is sent is HTML: the same partials the topology page renders (hosts/topology.html#graph,
+#host-card, #summary and hosts/guest_list.html#guest-row), marked hx-swap-oob so the htmx ws
+extension swaps each element by its DOM id. Call these after commit (transaction.on_commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from hosts import selectors
+
+log = logging.getLogger(__name__)
+
+TOPOLOGY_GROUP = "cluster.topology"
+TOPOLOGY_UPDATE = "topology.update"  # consumer handler: topology_update
+
+
+def render_topology_push(*, hypervisor_ids: Iterable[int] | None = None, guest_ids: Iterable[int] | None = None) -> str:
+    """The HTML pushed to browsers: the whole picture, or only the named host cards and guest rows.
+
+    Both variants carry the cluster summary (its totals change with any host).
+    """
+    ctx = {"oob": True}
+    if hypervisor_ids is None and guest_ids is None:
+        ctx["topology"] = selectors.topology()
+        return render_to_string("hosts/topology.html#summary", ctx) + render_to_string("hosts/topology.html#graph", ctx)
+
+    guests = selectors.guests_by_ids(guest_ids) if guest_ids else []
+    host_ids = set(hypervisor_ids or ()) | {g.hypervisor_id for g in guests}
+    topology = selectors.topology(hypervisor_ids=sorted(host_ids))
+    ctx["topology"] = topology
+    parts = [render_to_string("hosts/topology.html#summary", ctx)]
+    parts += [render_to_string("hosts/topology.html#host-card", {**ctx, "card": card}) for card in topology.cards]
+    parts += [render_to_string("hosts/guest_list.html#guest-row", {**ctx, "guest": g}) for g in guests]
+    return "".join(parts)
+
+
+def _send(html: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(TOPOLOGY_GROUP, {"type": TOPOLOGY_UPDATE, "html": html})
+    except Exception:  # a broken channel layer must not fail the refresh that called us
+        log.exception("could not push the topology update")
+
+
+def topology_changed(*, hypervisor_ids: Iterable[int] | None = None, guest_ids: Iterable[int] | None = None) -> None:
+    """Push the topology to every open page: everything (no arguments) or just these hosts/guests."""
+    _send(render_topology_push(hypervisor_ids=hypervisor_ids, guest_ids=guest_ids))
+
+
+def hypervisors_changed(ids: Iterable[int]) -> None:
+    topology_changed(hypervisor_ids=list(ids))
+
+
+def guests_changed(ids: Iterable[int]) -> None:
+    topology_changed(guest_ids=list(ids))

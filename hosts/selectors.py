@@ -1,0 +1,264 @@
+"""Read-side queries for the topology, guest and host pages (HackSoft "selectors").
+
+Every function here runs a constant number of queries whatever the cluster size: the topology picture
+asks the database for at most `chips_per_host` guests per host (a window function), the guest table is
+paginated, and related rows come from one prefetch each. bench/topology.py holds them to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+
+from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
+
+CHIPS_PER_HOST = 12
+GUESTS_PER_PAGE = 100
+PALETTE_SIZE = 8  # storage colours in app.css: --st-0 .. --st-7 (by pk, so a pushed card keeps its colour)
+
+# ?sort= value -> ORDER BY; "-x" sorts descending. The pk tie-breaker keeps pages stable.
+GUEST_SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "pk"),
+    "host": ("hypervisor__name", "name", "pk"),
+    "state": ("power", "name", "pk"),
+    "vcpus": ("vcpus", "name", "pk"),
+    "memory": ("memory_mib", "name", "pk"),
+}
+SHARED_CACHE_MODE = "none"  # live guest migration with shared storage needs cache=none (else libvirt refuses)
+
+_DISKS = Prefetch(
+    "disks",
+    queryset=GuestDisk.objects.select_related("storage_server").only(
+        "guest_id",
+        "target",
+        "device",
+        "source",
+        "source_protocol",
+        "source_host",
+        "cache",
+        "storage_server__name",
+        "storage_server__protocol",
+    ),
+)
+_GUEST_FIELDS = ("uuid", "name", "hypervisor_id", "power", "vcpus", "memory_mib", "migrating", "persistent")
+
+
+@dataclass
+class StorageSummary:
+    """Where a guest's disks live, as the chip and the table row show it."""
+
+    servers: list[StorageServer] = field(default_factory=list)
+    unshared: list[str] = field(default_factory=list)  # disk targets not on shared storage
+    uncached: list[str] = field(default_factory=list)  # "vda=writeback": disks whose cache is not 'none'
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.unshared or self.uncached)
+
+
+def storage_summary(disks: Iterable[GuestDisk]) -> StorageSummary:
+    summary = StorageSummary()
+    for disk in disks:
+        if disk.device == "cdrom" and not disk.source:
+            continue  # an empty CD drive lives nowhere
+        server = disk.storage_server
+        if server is not None and server not in summary.servers:
+            summary.servers.append(server)
+        if server is None or not server.is_shared:
+            summary.unshared.append(disk.target)
+        if disk.device != "cdrom" and disk.cache != SHARED_CACHE_MODE:
+            summary.uncached.append(f"{disk.target}={disk.cache or 'default'}")
+    return summary
+
+
+def _with_storage(guests: Iterable[Guest]) -> list[Guest]:
+    out = []
+    for guest in guests:
+        guest.storage = storage_summary(guest.disks.all())
+        out.append(guest)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ topology
+
+
+@dataclass
+class HostCard:
+    hypervisor: Hypervisor
+    chips: list[Guest]
+    guest_count: int
+    running_count: int
+
+    @property
+    def more(self) -> int:
+        return max(self.guest_count - len(self.chips), 0)
+
+
+@dataclass
+class ClusterSummary:
+    hypervisors: int = 0
+    online: int = 0
+    guests: int = 0
+    running: int = 0
+    cpus: int = 0
+    vcpus_allocated: int = 0
+    memory_total_mib: int = 0
+    memory_used_mib: int = 0
+
+    @property
+    def cpu_percent(self) -> int:
+        return round(100 * self.vcpus_allocated / self.cpus) if self.cpus else 0
+
+    @property
+    def memory_percent(self) -> int:
+        return round(100 * self.memory_used_mib / self.memory_total_mib) if self.memory_total_mib else 0
+
+
+@dataclass
+class Topology:
+    storage_servers: list[StorageServer]
+    cards: list[HostCard]
+    summary: ClusterSummary
+
+
+def _hypervisors() -> QuerySet[Hypervisor]:
+    return Hypervisor.objects.annotate(
+        guest_count=Count("guests"),
+        running_count=Count("guests", filter=Q(guests__power=Guest.Power.RUNNING)),
+    ).prefetch_related(Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol")))
+
+
+def _chips(hypervisor_ids: list[int] | None, per_host: int) -> dict[int, list[Guest]]:
+    """The first `per_host` guests (by name) of each host, in ONE query plus one disk prefetch."""
+    ranked = Guest.objects.annotate(
+        rank=Window(RowNumber(), partition_by=[F("hypervisor_id")], order_by=[F("name").asc(), F("pk").asc()])
+    ).only(*_GUEST_FIELDS)
+    if hypervisor_ids is not None:
+        ranked = ranked.filter(hypervisor_id__in=hypervisor_ids)
+    rows = ranked.filter(rank__lte=per_host).order_by("hypervisor_id", "rank").prefetch_related(_DISKS)
+    by_host: dict[int, list[Guest]] = {}
+    for guest in _with_storage(rows):
+        by_host.setdefault(guest.hypervisor_id, []).append(guest)
+    return by_host
+
+
+def _summary(hosts: Iterable[Hypervisor]) -> ClusterSummary:
+    s = ClusterSummary()
+    for h in hosts:
+        s.hypervisors += 1
+        s.online += h.state == Hypervisor.State.ONLINE
+        s.guests += h.guest_count
+        s.running += h.running_count
+        s.cpus += h.cpus
+        s.vcpus_allocated += h.vcpus_allocated
+        s.memory_total_mib += h.memory_total_mib
+        s.memory_used_mib += h.memory_used_mib
+    return s
+
+
+def topology(*, hypervisor_ids: list[int] | None = None, chips_per_host: int = CHIPS_PER_HOST) -> Topology:
+    """Storage servers, host cards (capped chips) and cluster totals: 5 queries for any cluster size.
+
+    With `hypervisor_ids`, only those cards are built (for a live push); the summary still covers
+    every host.
+    """
+    storage = list(StorageServer.objects.all())
+    hosts = list(_hypervisors())
+    wanted = [h for h in hosts if hypervisor_ids is None or h.pk in hypervisor_ids]
+    chips = _chips([h.pk for h in wanted] if hypervisor_ids is not None else None, chips_per_host) if wanted else {}
+    cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count) for h in wanted]
+    return Topology(storage_servers=storage, cards=cards, summary=_summary(hosts))
+
+
+# ------------------------------------------------------------------------------------------- guests
+
+
+def guest_queryset(*, q: str = "", hypervisor_id: int | None = None, power: str = "", sort: str = "name"):
+    desc = sort.startswith("-")
+    order = GUEST_SORTS.get(sort.lstrip("-"), GUEST_SORTS["name"])
+    qs = Guest.objects.select_related("hypervisor").only(*_GUEST_FIELDS, "hypervisor__name", "hypervisor__state")
+    if q:
+        qs = qs.filter(name__icontains=q)
+    if hypervisor_id:
+        qs = qs.filter(hypervisor_id=hypervisor_id)
+    if power:
+        qs = qs.filter(power=power)
+    return qs.order_by(*[f"-{o}" if desc else o for o in order])
+
+
+def guest_page(*, page: int | str = 1, per_page: int = GUESTS_PER_PAGE, **filters) -> Page:
+    """One page of the guest table (COUNT + page + disk prefetch: 3 queries)."""
+    paginator = Paginator(guest_queryset(**filters), per_page)
+    result = paginator.get_page(page)
+    result.object_list = _with_storage(result.object_list.prefetch_related(_DISKS))
+    return result
+
+
+def guests_by_ids(ids: Iterable[int]) -> list[Guest]:
+    qs = guest_queryset().filter(pk__in=list(ids)).prefetch_related(_DISKS)
+    return _with_storage(qs)
+
+
+def guests_on(hypervisor_ids: Iterable[int]) -> list[Guest]:
+    qs = guest_queryset().filter(hypervisor_id__in=list(hypervisor_ids)).prefetch_related(_DISKS)
+    return _with_storage(qs)
+
+
+def guest_detail(pk: int) -> Guest:
+    guest = (
+        Guest.objects.select_related("hypervisor")
+        .prefetch_related(Prefetch("disks", queryset=GuestDisk.objects.select_related("storage_server")), "nics")
+        .get(pk=pk)
+    )
+    guest.storage = storage_summary(guest.disks.all())
+    return guest
+
+
+def hypervisor_choices() -> list[tuple[int, str]]:
+    return list(Hypervisor.objects.order_by("name").values_list("pk", "name"))
+
+
+# -------------------------------------------------------------------------------------- hypervisors
+
+
+def hypervisor_list() -> list[Hypervisor]:
+    return list(_hypervisors())
+
+
+def hypervisor_detail(pk: int) -> HostCard:
+    """The host with its counts and mounts (guests come from guest_page(hypervisor_id=pk))."""
+    host = _hypervisors().get(pk=pk)
+    return HostCard(host, [], host.guest_count, host.running_count)
+
+
+# ---------------------------------------------------------------------------------- storage servers
+
+
+def storage_list() -> list[StorageServer]:
+    return list(
+        StorageServer.objects.annotate(
+            hypervisor_count=Count("hypervisors", distinct=True),
+            disk_count=Count("guestdisk", distinct=True),
+            guest_count=Count("guestdisk__guest", distinct=True),
+        )
+    )
+
+
+def storage_detail(pk: int) -> StorageServer:
+    server = StorageServer.objects.prefetch_related(
+        Prefetch("hypervisors", queryset=Hypervisor.objects.only("name", "state", "uri"))
+    ).get(pk=pk)
+    server.guest_count = Guest.objects.filter(disks__storage_server=server).distinct().count()
+    server.disk_total = GuestDisk.objects.filter(storage_server=server).count()
+    return server
+
+
+def storage_guests(server: StorageServer, *, page: int | str = 1) -> Page:
+    qs = guest_queryset().filter(disks__storage_server=server).distinct()
+    result = Paginator(qs, GUESTS_PER_PAGE).get_page(page)
+    result.object_list = _with_storage(result.object_list.prefetch_related(_DISKS))
+    return result

@@ -1,0 +1,32 @@
+"""Views of the hosts app: thin, one selector or service call each (see hosts/selectors.py, services/)."""
+
+from hosts.views.guests import guest_detail, guest_list, guest_power
+from hosts.views.hypervisors import (
+    hypervisor_create,
+    hypervisor_delete,
+    hypervisor_detail,
+    hypervisor_edit,
+    hypervisor_list,
+    hypervisor_test_connection,
+)
+from hosts.views.storage import storage_create, storage_delete, storage_detail, storage_edit, storage_list
+from hosts.views.topology import inventory_refresh, topology
+
+__all__ = [
+    "guest_detail",
+    "guest_list",
+    "guest_power",
+    "hypervisor_create",
+    "hypervisor_delete",
+    "hypervisor_detail",
+    "hypervisor_edit",
+    "hypervisor_list",
+    "hypervisor_test_connection",
+    "inventory_refresh",
+    "storage_create",
+    "storage_delete",
+    "storage_detail",
+    "storage_edit",
+    "storage_list",
+    "topology",
+]

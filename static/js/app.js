@@ -1,0 +1,29 @@
+// kvmcluster: the little JavaScript the pages need on top of htmx. Every page works without it.
+(function () {
+  "use strict";
+
+  function setLive(on) {
+    document.querySelectorAll("[data-live-status]").forEach(function (el) {
+      el.dataset.live = on ? "on" : "off";
+      el.textContent = on ? "Live updates on" : "Live updates paused (reconnecting)";
+    });
+  }
+
+  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
+  document.addEventListener("htmx:wsClose", function () { setLive(false); });
+
+  // A full topology push replaces the picture; the guest table on the page is filtered and paged per
+  // user, so instead of pushing it we ask it to re-fetch itself (same URL, same filters).
+  var pending = null;
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (!target || target.id !== "topology-graph") { return; }
+    if (pending) { return; }
+    pending = setTimeout(function () {
+      pending = null;
+      document.querySelectorAll("[data-refresh-on-topology]").forEach(function (el) {
+        if (window.htmx) { window.htmx.trigger(el, "topology-changed"); }
+      });
+    }, 300);
+  });
+})();
