@@ -1,1 +1,8 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from migrations_app import consumers
+
+websocket_urlpatterns = [
+    path("ws/migrations/active/", consumers.ActiveMigrationsConsumer.as_asgi(), name="ws-migrations-active"),
+    path("ws/migrations/<int:pk>/", consumers.MigrationConsumer.as_asgi(), name="ws-migration"),
+]

@@ -1,0 +1,90 @@
+"""The only place that names migration groups and sends to them (STYLE 6).
+
+Groups: "migration.<id>" (one job's page) and "migrations.active" (the panel on every page). Each
+message carries ready HTML: the same partial the page renders, marked hx-swap-oob, so the htmx ws
+extension swaps it by DOM id (STYLE 7). Sends never raise into the caller: a dead channel layer must
+not fail a guest migration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+log = logging.getLogger(__name__)
+
+ACTIVE_GROUP = "migrations.active"
+PROGRESS = "migration.progress"  # consumer handler: migration_progress
+STATE = "migration.state"  # consumer handler: migration_state
+ACTIVE = "migration.active"  # consumer handler: migration_active
+
+
+def job_group(job_id: int) -> str:
+    return f"migration.{job_id}"
+
+
+def _send(group: str, message: dict) -> None:
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception:  # noqa: BLE001 - live updates are best effort; the DB row is the truth
+        log.exception("could not send %s to %s", message.get("type"), group)
+
+
+def render_progress(job, oob: bool = True, sampled_at_ms: int | None = None) -> str:
+    return render_to_string(
+        "migrations_app/migration_detail.html#progress",
+        {"job": job, "oob": oob, "sampled_at_ms": sampled_at_ms},
+    )
+
+
+def render_active_row(job, oob: bool = True) -> str:
+    return render_to_string("migrations_app/components/active_panel.html#row", {"job": job, "oob": oob})
+
+
+def push_progress(job, sampled_at_ms: int) -> None:
+    """One progress sample of `job` (an in-memory MigrationJob with fresh latest-progress fields)."""
+    html = render_progress(job, sampled_at_ms=sampled_at_ms)
+    _send(
+        job_group(job.pk),
+        {"type": PROGRESS, "html": html, "sampled_at_ms": sampled_at_ms, "sent_at_ms": int(time.time() * 1000)},
+    )
+    _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
+
+
+def push_job(job_id: int) -> None:
+    """A state change: re-render the job card, the active panel and the guest's place in the topology."""
+    from migrations_app.models import MigrationJob
+    from migrations_app.selectors import active_jobs
+
+    job = MigrationJob.objects.select_related("source", "target").filter(pk=job_id).first()
+    if job is None:
+        return
+    _send(
+        job_group(job.pk),
+        {"type": STATE, "html": render_progress(job), "state": job.state, "sent_at_ms": int(time.time() * 1000)},
+    )
+    panel = render_to_string(
+        "migrations_app/components/active_panel.html#panel", {"active_migrations": active_jobs(), "oob": True}
+    )
+    _send(ACTIVE_GROUP, {"type": ACTIVE, "html": panel})
+    _notify_topology(job)
+
+
+def _notify_topology(job) -> None:
+    """Ask the topology (UI engineer's hosts.events) to redraw; absent that module, do nothing."""
+    try:
+        from hosts import events as host_events
+    except ImportError:
+        return
+    for name in ("topology_changed", "push_topology", "topology_update", "send_topology"):
+        fn = getattr(host_events, name, None)
+        if callable(fn):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                log.exception("topology push failed")
+            return

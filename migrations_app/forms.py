@@ -1,0 +1,90 @@
+"""The Migrate form: target, mode and the options of issue #4. Validation only; services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+from hosts.models import Guest, Hypervisor
+from migrations_app.choices import Kind, TimeoutAction
+
+
+class MigrationRequestForm(forms.Form):
+    target = forms.ModelChoiceField(
+        queryset=Hypervisor.objects.none(), widget=forms.RadioSelect, empty_label=None, label="Target hypervisor"
+    )
+    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.LIVE, widget=forms.RadioSelect, label="Mode")
+    bandwidth_mibps = forms.IntegerField(
+        min_value=0,
+        max_value=100_000,
+        required=False,
+        initial=0,
+        label="Bandwidth cap (MiB/s)",
+        help_text="0 = unlimited",
+    )
+    max_downtime_ms = forms.IntegerField(
+        min_value=0,
+        max_value=60_000,
+        required=False,
+        initial=0,
+        label="Max downtime (ms)",
+        help_text="0 = QEMU default (300 ms)",
+    )
+    auto_converge = forms.BooleanField(required=False, label="Auto-converge (throttle the guest's CPU if needed)")
+    allow_postcopy = forms.BooleanField(
+        required=False,
+        label="Allow post-copy",
+        help_text="Risky: if the move fails after the switch the guest can be lost.",
+    )
+    compressed = forms.BooleanField(required=False, label="Compress memory pages")
+    completion_timeout_s = forms.IntegerField(
+        min_value=0, max_value=86_400, required=False, initial=0, label="Completion timeout (s)", help_text="0 = none"
+    )
+    timeout_action = forms.ChoiceField(
+        choices=TimeoutAction.choices, initial=TimeoutAction.ABORT, label="When the timeout hits"
+    )
+    persist_dest = forms.BooleanField(required=False, initial=True, label="Keep the definition on the target")
+    undefine_source = forms.BooleanField(required=False, initial=True, label="Remove the definition from the source")
+    shutdown_first = forms.BooleanField(required=False, label="Offline: shut the guest down gracefully first")
+    shutdown_timeout_s = forms.IntegerField(
+        min_value=1, max_value=3600, required=False, initial=60, label="Shutdown timeout (s)"
+    )
+    start_on_target = forms.BooleanField(required=False, label="Offline: start the guest on the target afterwards")
+
+    OPTION_FIELDS = (
+        "bandwidth_mibps",
+        "max_downtime_ms",
+        "auto_converge",
+        "allow_postcopy",
+        "compressed",
+        "completion_timeout_s",
+        "timeout_action",
+        "persist_dest",
+        "undefine_source",
+        "shutdown_first",
+        "shutdown_timeout_s",
+        "start_on_target",
+    )
+
+    def __init__(self, *args, guest: Guest, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.guest = guest
+        self.fields["target"].queryset = Hypervisor.objects.exclude(pk=guest.hypervisor_id)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("timeout_action") == TimeoutAction.POSTCOPY and not data.get("allow_postcopy"):
+            self.add_error("timeout_action", "Switching to post-copy on timeout needs “Allow post-copy”.")
+        return data
+
+    def options(self) -> dict:
+        out = {}
+        for name in self.OPTION_FIELDS:
+            value = self.cleaned_data.get(name)
+            if value is None:
+                value = self.fields[name].initial or 0
+            out[name] = value
+        return out
+
+
+class BandwidthForm(forms.Form):
+    mibps = forms.IntegerField(min_value=1, max_value=100_000, label="Bandwidth (MiB/s)")

@@ -1,0 +1,167 @@
+"""Gathers the pre-flight facts: DB rows plus what libvirt says right now (the thin, impure part)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import DomainInfo, DriverError
+from hosts.models import Guest, Hypervisor
+from migrations_app.choices import SLOT_STATES, State
+from migrations_app.orchestrator import preflight as pf
+
+log = logging.getLogger(__name__)
+
+
+def _storage(h: Hypervisor) -> tuple[pf.StorageSnap, ...]:
+    return tuple(
+        pf.StorageSnap(s.name, s.protocol, s.address, s.export_path, s.mount_path) for s in h.storage_servers.all()
+    )
+
+
+def _slots(h: Hypervisor, exclude_job: int | None) -> tuple[int, int, int]:
+    from migrations_app.models import MigrationJob
+
+    qs = MigrationJob.objects.filter(state__in=[s.value for s in SLOT_STATES])
+    reserve = MigrationJob.objects.filter(state__in=[s.value for s in SLOT_STATES | {State.QUEUED}], target=h)
+    if exclude_job:
+        qs = qs.exclude(pk=exclude_job)
+        reserve = reserve.exclude(pk=exclude_job)
+    counts = qs.aggregate(out=Count("pk", filter=Q(source=h)), inc=Count("pk", filter=Q(target=h)))
+    reserved = reserve.aggregate(m=Sum("memory_mib"))["m"] or 0
+    return counts["out"], counts["inc"], reserved
+
+
+def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool = False) -> pf.HostSnap:
+    out, inc, reserved = _slots(h, exclude_job)
+    base = dict(
+        pk=h.pk,
+        name=h.name,
+        state=h.state,
+        storage=_storage(h),
+        outgoing_active=out,
+        incoming_active=inc,
+        reserved_incoming_mib=reserved,
+    )
+    try:
+        info = driver.host_info(h.uri)
+        names: tuple[str, ...] = ()
+        uuids: tuple[str, ...] = ()
+        if with_domains:
+            doms = driver.list_domains(h.uri)
+            names, uuids = tuple(d.name for d in doms), tuple(d.uuid for d in doms)
+    except DriverError as err:
+        return pf.HostSnap(
+            reachable=False,
+            error=err.message,
+            host_uuid=h.host_uuid,
+            memory_free_mib=h.memory_free_mib,
+            bridges=tuple(h.bridges or ()),
+            **base,
+        )
+    return pf.HostSnap(
+        reachable=True,
+        host_uuid=info.host_uuid,
+        memory_free_mib=info.memory_free_mib,
+        # libvirt's interface driver may not see bridges (no netcf); fall back on the recorded list
+        bridges=tuple(sorted(set(info.bridges) | set(h.bridges or ()))),
+        domain_names=names,
+        domain_uuids=uuids,
+        **base,
+    )
+
+
+def guest_snap(guest: Guest, live: DomainInfo | None) -> pf.GuestSnap:
+    if live is not None:
+        disks = tuple(
+            pf.DiskSnap(d.target, d.device, d.source_type, d.source, d.source_protocol, d.source_host, d.cache)
+            for d in live.disks
+        )
+        nics = tuple(pf.NicSnap(n.mac, n.kind, n.bridge, n.network) for n in live.nics)
+        return pf.GuestSnap(live.name, str(live.uuid), live.state, live.memory_mib or guest.memory_mib, disks, nics)
+    disks = tuple(
+        pf.DiskSnap(d.target, d.device, d.source_type, d.source, d.source_protocol, d.source_host, d.cache)
+        for d in guest.disks.all()
+    )
+    nics = tuple(pf.NicSnap(n.mac, n.kind, n.bridge, n.network) for n in guest.nics.all())
+    return pf.GuestSnap(guest.name, str(guest.uuid), guest.power, guest.memory_mib, disks, nics)
+
+
+def _cpu(source: Hypervisor, target: Hypervisor) -> tuple[str, str]:
+    try:
+        xml = driver.host_cpu_xml(source.uri)
+        if not xml:
+            return "", "source host reports no CPU model"
+        result = driver.compare_cpu(target.uri, xml)
+        return result, f"{source.name}'s CPU on {target.name}"
+    except DriverError as err:
+        return "", err.message
+
+
+def gather(
+    guest: Guest,
+    source: Hypervisor,
+    target: Hypervisor,
+    kind: str,
+    options: dict,
+    exclude_job: int | None = None,
+    source_snap: pf.HostSnap | None = None,
+    live: DomainInfo | None | bool = False,
+) -> pf.Facts:
+    """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets."""
+    if live is False:
+        try:
+            live = driver.get_domain(source.uri, str(guest.uuid))
+        except DriverError:
+            live = None
+    src = source_snap or host_snap(source, exclude_job)
+    dst = host_snap(target, exclude_job, with_domains=True)
+    cpu_result, cpu_message = _cpu(source, target) if src.reachable and dst.reachable else ("", "a host is down")
+    return pf.Facts(
+        guest=guest_snap(guest, live if isinstance(live, DomainInfo) else None),
+        source=src,
+        target=dst,
+        kind=kind,
+        options=options,
+        cpu_result=cpu_result,
+        cpu_message=cpu_message,
+        max_outgoing=settings.MIGRATION_MAX_OUTGOING,
+        max_incoming=settings.MIGRATION_MAX_INCOMING,
+    )
+
+
+def checklist(guest, target, kind, options, exclude_job=None) -> list[dict]:
+    facts = gather(guest, guest.hypervisor, target, kind, options, exclude_job)
+    return [item.as_dict() for item in pf.run_checks(facts)]
+
+
+def readiness(guest: Guest, kind: str, options: dict) -> list[dict]:
+    """Every other hypervisor with its verdict and checklist, for the Migrate form."""
+    source = guest.hypervisor
+    try:
+        live: DomainInfo | None = driver.get_domain(source.uri, str(guest.uuid))
+    except DriverError:
+        live = None
+    src = host_snap(source)
+    rows = []
+    for target in Hypervisor.objects.exclude(pk=source.pk).prefetch_related("storage_servers"):
+        facts = gather(guest, source, target, kind, options, source_snap=src, live=live)
+        items = [i.as_dict() for i in pf.run_checks(facts)]
+        rows.append(
+            {
+                "target": target,
+                "verdict": pf.verdict(items),
+                "items": items,
+                "problems": [i for i in items if i["status"] != pf.PASS],
+            }
+        )
+    return rows
+
+
+def needs_unsafe(guest: pf.GuestSnap) -> bool:
+    """libvirt calls any file disk 'unsafe' unless it knows the fs is shared (LAB-NOTES P2); the
+    shared-storage check has already proved it is, so a live move of a guest with file disks sets UNSAFE."""
+    return any(d.source and d.source_type in ("file", "block", "volume") for d in guest.disks)

@@ -1,0 +1,197 @@
+"""How a move ended, decided from libvirt's own view of both hosts, never from our bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import DomainInfo, DriverError
+from hosts.models import Guest
+from migrations_app import services
+from migrations_app.choices import State, WhereGuestIs
+from migrations_app.models import MigrationJob
+
+log = logging.getLogger(__name__)
+
+_RUNNING = ("running", "paused", "blocked")
+
+
+@dataclass(frozen=True)
+class Location:
+    where: str  # WhereGuestIs value
+    source: DomainInfo | None
+    target: DomainInfo | None
+    source_error: str = ""
+    target_error: str = ""
+
+    def describe(self, job: MigrationJob) -> str:
+        def one(name: str, dom: DomainInfo | None, err: str) -> str:
+            if err:
+                return f"{name}: did not answer ({err})"
+            if dom is None:
+                return f"{name}: not defined"
+            return f"{name}: {dom.state}{'' if dom.persistent else ' (transient)'}"
+
+        return "; ".join(
+            [one(job.source.name, self.source, self.source_error), one(job.target.name, self.target, self.target_error)]
+        )
+
+
+def _present(dom: DomainInfo | None, live: bool) -> bool:
+    """Does the guest 'live' on this host? Running counts; for an offline move a definition counts.
+    A shut-off transient leftover counts for nothing."""
+    if dom is None:
+        return False
+    if dom.state in _RUNNING:
+        return True
+    return not live and dom.persistent
+
+
+def locate(job: MigrationJob, live: bool | None = None) -> Location:
+    live = job.kind == "live" if live is None else live
+    found: dict[str, DomainInfo | None] = {}
+    errors: dict[str, str] = {}
+    for side, host in (("source", job.source), ("target", job.target)):
+        try:
+            found[side] = driver.find_domain(host.uri, str(job.guest_uuid))
+        except DriverError as err:
+            found[side], errors[side] = None, err.message
+    src, dst = found["source"], found["target"]
+    if errors:
+        where = WhereGuestIs.UNKNOWN
+        if _present(src, live) and not errors.get("source"):
+            where = WhereGuestIs.SOURCE
+        elif _present(dst, live) and not errors.get("target"):
+            where = WhereGuestIs.TARGET
+    else:
+        on_src, on_dst = _present(src, live), _present(dst, live)
+        where = (
+            WhereGuestIs.BOTH
+            if on_src and on_dst
+            else WhereGuestIs.SOURCE
+            if on_src
+            else WhereGuestIs.TARGET
+            if on_dst
+            else WhereGuestIs.NOWHERE
+        )
+    return Location(where, src, dst, errors.get("source", ""), errors.get("target", ""))
+
+
+def moved(job: MigrationJob, loc: Location) -> bool:
+    """The verification the issue asks for: live -> running on the target and absent (or shut off and
+    undefined) on the source; offline -> defined on the target only."""
+    if loc.source_error or loc.target_error:
+        return False
+    keep_source = not job.options.get("undefine_source", True)  # the operator asked to keep the old definition
+    src_gone = loc.source is None or (loc.source.state not in _RUNNING and (keep_source or not loc.source.persistent))
+    if job.kind == "live":
+        return loc.target is not None and loc.target.state in _RUNNING and src_gone
+    return loc.target is not None and loc.target.persistent and src_gone
+
+
+def _audit_kw(job: MigrationJob, actor=None) -> dict:
+    return dict(
+        actor=actor if actor is not None else job.requested_by,
+        guest=job.guest_name,
+        guest_uuid=str(job.guest_uuid),
+        hypervisor=f"{job.source.name} -> {job.target.name}",
+        migration_id=job.pk,
+    )
+
+
+def _record_guest(job: MigrationJob, loc: Location) -> None:
+    """Write where libvirt says the guest is (only if exactly one host has it)."""
+    if not job.guest_id:
+        return
+    if loc.where == WhereGuestIs.TARGET and loc.target is not None:
+        Guest.objects.filter(pk=job.guest_id).update(
+            hypervisor=job.target, power=loc.target.state, last_seen_at=timezone.now()
+        )
+    elif loc.where == WhereGuestIs.SOURCE and loc.source is not None:
+        Guest.objects.filter(pk=job.guest_id).update(power=loc.source.state, last_seen_at=timezone.now())
+
+
+def settle(
+    job_id: int,
+    *,
+    error: str = "",
+    aborted: bool = False,
+    figures: dict | None = None,
+    action_prefix: str = "migration",
+    reconciled: bool = False,
+) -> MigrationJob:
+    """Finish a job from libvirt's truth. SUCCEEDED only if `moved()`; CANCELLED if it was being cancelled
+    and the guest stayed; FAILED otherwise, with libvirt's message and where the guest is."""
+    job = MigrationJob.objects.select_related("source", "target", "requested_by", "cancelled_by").get(pk=job_id)
+    loc = locate(job)
+    figures = {k: v for k, v in (figures or {}).items() if v is not None}
+    where_text = loc.describe(job)
+    if reconciled:
+        action_prefix = "migration.reconciled"
+    with transaction.atomic():
+        if not error and moved(job, loc):
+            job = services.transition(
+                job.pk,
+                State.SUCCEEDED,
+                expected={State.RUNNING, State.CANCELLING},
+                where_guest_is=WhereGuestIs.TARGET,
+                message=f"verified by libvirt: {where_text}",
+                **figures,
+            )
+            _record_guest(job, loc)
+            audit_record(
+                action="migration.succeeded" if not reconciled else action_prefix,
+                params={
+                    "outcome": "succeeded",
+                    "total_ms": job.total_ms,
+                    "downtime_ms": job.downtime_ms,
+                    "data_sent": job.data_sent,
+                    "where": where_text,
+                },
+                message=where_text,
+                **_audit_kw(job),
+            )
+            return job
+        if (aborted or job.state == State.CANCELLING) and loc.where == WhereGuestIs.SOURCE and job.cancelled_by_id:
+            job = services.transition(
+                job.pk,
+                State.CANCELLED,
+                expected={State.RUNNING, State.CANCELLING},
+                where_guest_is=WhereGuestIs.SOURCE,
+                error=error,
+                message=f"cancelled; {where_text}",
+                **figures,
+            )
+            _record_guest(job, loc)
+            audit_record(
+                action="migration.cancelled" if not reconciled else action_prefix,
+                params={"outcome": "cancelled", "where": where_text},
+                message=error or where_text,
+                **_audit_kw(job, job.cancelled_by),
+            )
+            return job
+        if not error:
+            error = f"libvirt reported success but verification failed: {where_text}"
+        job = services.transition(
+            job.pk,
+            State.FAILED,
+            expected={State.RUNNING, State.CANCELLING},
+            where_guest_is=loc.where,
+            error=error,
+            message=f"failed: {error} ({where_text})",
+            **figures,
+        )
+        _record_guest(job, loc)
+        audit_record(
+            action="migration.failed" if not reconciled else action_prefix,
+            outcome="error",
+            params={"outcome": "failed", "where": where_text, "where_guest_is": loc.where},
+            message=f"{error} — guest: {where_text}",
+            **_audit_kw(job),
+        )
+        return job

@@ -1,0 +1,94 @@
+"""Settles guest migrations that lost their worker (crash, kill, reboot): our table joined with libvirt's truth.
+
+A job is orphaned when its owner process is gone (same machine, pid dead) or its heartbeat is older than
+STALE_S. For each, both hosts are asked where the guest is and whether libvirt still runs a migration job:
+still running -> left RUNNING (re-checked next pass; the heartbeat note says so); otherwise settled
+SUCCEEDED / CANCELLED / FAILED by outcome.settle, with an audit row "migration.reconciled". PENDING jobs
+whose task vanished are re-enqueued (the task's compare-and-set makes a duplicate harmless).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+
+from django.utils import timezone
+
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import DriverError
+from migrations_app import services
+from migrations_app.choices import State
+from migrations_app.models import MigrationJob
+from migrations_app.orchestrator import outcome
+
+log = logging.getLogger(__name__)
+
+STALE_S = 30
+PENDING_STALE_S = 120
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned(job: MigrationJob, now: dt.datetime | None = None) -> bool:
+    now = now or timezone.now()
+    host, _, pid = job.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        return True
+    beat = job.heartbeat_at or job.started_at or job.requested_at
+    return (now - beat).total_seconds() > STALE_S
+
+
+def libvirt_still_migrating(job: MigrationJob) -> bool:
+    try:
+        return driver.job_stats(job.source.uri, str(job.guest_uuid)).active
+    except DriverError:
+        return False
+
+
+def reconcile() -> list[str]:
+    decisions: list[str] = []
+    now = timezone.now()
+    active = MigrationJob.objects.select_related("source", "target").filter(state__in=[State.RUNNING, State.CANCELLING])
+    for job in active:
+        if not orphaned(job, now):
+            continue
+        if libvirt_still_migrating(job):
+            if job.state == State.CANCELLING:
+                try:
+                    driver.abort_job(job.source.uri, str(job.guest_uuid))
+                except DriverError:
+                    pass
+            services.record_event(job.pk, "reconciler", "worker gone but libvirt still migrates: waiting")
+            decisions.append(f"#{job.pk} still migrating in libvirt")
+            continue
+        moved = outcome.moved(job, outcome.locate(job))
+        lost = f"the worker running this move ({job.owner or 'unknown'}) was lost and libvirt runs no migration job"
+        settled = outcome.settle(
+            job.pk,
+            error="" if moved else lost,
+            aborted=job.state == State.CANCELLING,
+            reconciled=True,
+        )
+        services.record_event(job.pk, "reconciler", f"worker {job.owner or '?'} lost: settled {settled.state}")
+        decisions.append(f"#{job.pk} {settled.state} ({settled.where_guest_is})")
+    stale_pending = MigrationJob.objects.filter(
+        state=State.PENDING, requested_at__lt=now - dt.timedelta(seconds=PENDING_STALE_S)
+    )
+    for job in stale_pending:
+        services.enqueue(job.pk)
+        services.record_event(job.pk, "reconciler", "still pending: task re-enqueued")
+        decisions.append(f"#{job.pk} re-enqueued")
+    services.admit_queued()
+    if decisions:
+        log.info("reconciler: %s", "; ".join(decisions))
+    return decisions

@@ -1,0 +1,83 @@
+"""The body of the django-q2 task: claim the job, re-check the actor and the pre-flight, run the move."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.roles import Perm
+from migrations_app import services
+from migrations_app.choices import Kind, Phase, State
+from migrations_app.models import MigrationJob
+from migrations_app.orchestrator import facts, outcome
+from migrations_app.orchestrator import preflight as pf
+from migrations_app.orchestrator.live import run_live
+from migrations_app.orchestrator.offline import run_offline
+
+log = logging.getLogger(__name__)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(job_id: int) -> MigrationJob | None:
+    """Compare-and-set PENDING -> RUNNING; None if someone else has it (a duplicate delivery is a no-op)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            job = services.transition(
+                job_id,
+                State.RUNNING,
+                expected={State.PENDING},
+                started_at=now,
+                heartbeat_at=now,
+                owner=owner_id(),
+                phase=Phase.PREFLIGHT,
+                message=f"picked up by worker {owner_id()}",
+            )
+            audit_record(
+                action="migration.started",
+                actor=job.requested_by,
+                guest=job.guest_name,
+                guest_uuid=str(job.guest_uuid),
+                hypervisor=f"{job.source.name} -> {job.target.name}",
+                migration_id=job.pk,
+                params={"worker": owner_id()},
+            )
+    except services.TransitionConflict as err:
+        log.info("guest migration #%s not claimed: %s", job_id, err)
+        return None
+    return job
+
+
+def run_migration(job_id: int) -> str:
+    job = claim(job_id)
+    if job is None:
+        return "skipped"
+    actor = job.requested_by
+    if actor is None or not actor.is_active or not actor.has_perm(Perm.RUN_MIGRATIONS):
+        return outcome.settle(job.pk, error=f"{actor or 'the requester'} may no longer run guest migrations").state
+    if job.guest is None:
+        return outcome.settle(job.pk, error="the guest was removed from the inventory").state
+    # the checklist again, now that the move is about to happen (hosts and guest may have changed)
+    gathered = facts.gather(job.guest, job.source, job.target, job.kind, job.options, exclude_job=job.pk)
+    items = [i.as_dict() for i in pf.run_checks(gathered)]
+    MigrationJob.objects.filter(pk=job.pk).update(preflight=items)
+    services.record_event(
+        job.pk, "preflight", f"pre-flight re-run at start: {pf.verdict(items)}", {"failures": pf.failures(items)}
+    )
+    if pf.verdict(items) == "blocked":
+        reasons = "; ".join(f"{i['label']}: {i['evidence']}" for i in pf.failures(items))
+        return outcome.settle(job.pk, error=f"pre-flight failed at start: {reasons}").state
+    if MigrationJob.objects.filter(pk=job.pk, state=State.CANCELLING).exists():
+        return outcome.settle(job.pk, error="cancelled before libvirt started", aborted=True).state
+    job.refresh_from_db()
+    if job.kind == Kind.LIVE:
+        return run_live(job, unsafe=facts.needs_unsafe(gathered.guest)).state
+    return run_offline(job).state

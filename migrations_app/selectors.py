@@ -1,0 +1,22 @@
+"""Read-only queries of guest migrations (HackSoft's selectors)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from migrations_app.choices import ACTIVE_STATES
+from migrations_app.models import MigrationJob
+
+
+def jobs() -> QuerySet[MigrationJob]:
+    return MigrationJob.objects.select_related("source", "target", "requested_by", "guest")
+
+
+def active_jobs() -> list[MigrationJob]:
+    return list(jobs().filter(state__in=[s.value for s in ACTIVE_STATES]).order_by("requested_at", "id"))
+
+
+def samples_for_chart(job: MigrationJob, limit: int = 2000) -> list[dict]:
+    return list(
+        job.samples.order_by("at").values("elapsed_ms", "data_remaining", "throughput_bps", "dirty_rate_bps")[:limit]
+    )

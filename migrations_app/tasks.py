@@ -1,0 +1,17 @@
+"""django-q2 tasks: thin wrappers, one call each (STYLE 1). Never retried (Q_CLUSTER max_attempts=1)."""
+
+from __future__ import annotations
+
+
+def run_migration(job_id: int) -> str:
+    """Claim (PENDING -> RUNNING, a duplicate is a no-op) and run one guest migration."""
+    from migrations_app.orchestrator.run import run_migration as run
+
+    return run(job_id)
+
+
+def reconcile() -> list[str]:
+    """Settle jobs left active without a live task (scheduled every minute and at worker start)."""
+    from migrations_app.orchestrator.reconciler import reconcile as run
+
+    return run()

@@ -1,0 +1,37 @@
+from django import template
+
+register = template.Library()
+
+
+@register.simple_tag
+def active_migrations_list():
+    from migrations_app.selectors import active_jobs
+
+    return active_jobs()
+
+
+@register.filter
+def bytes_per_s(value) -> str:
+    """1234567 -> '1.2 MiB/s'."""
+    try:
+        v = float(value or 0)
+    except (TypeError, ValueError):
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if v < 1024 or unit == "GiB":
+            return f"{v:.1f} {unit}/s" if unit != "B" else f"{int(v)} B/s"
+        v /= 1024
+    return f"{v:.1f} GiB/s"
+
+
+@register.filter
+def mib(value) -> str:
+    try:
+        return f"{int(value or 0) / 1048576:.1f} MiB"
+    except (TypeError, ValueError):
+        return "–"
+
+
+@register.filter
+def check_icon(status: str) -> str:
+    return {"pass": "✔", "warn": "⚠", "fail": "✖"}.get(status, "?")

@@ -1,0 +1,181 @@
+"""Thin views: one call into services/selectors each, turning results and refusals into HTML (STYLE 1)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts.audit import request_ip
+from accounts.permissions import forbidden, require_perm, user_can
+from accounts.roles import Perm
+from hosts.models import Guest
+from migrations_app import selectors, services
+from migrations_app import state_machine as sm
+from migrations_app.choices import State
+from migrations_app.forms import BandwidthForm, MigrationRequestForm
+from migrations_app.orchestrator import facts
+
+DETAIL = "migrations_app/migration_detail.html"
+
+
+@require_perm(Perm.VIEW_CLUSTER)
+def migration_list(request):
+    qs = selectors.jobs()
+    state = request.GET.get("state", "")
+    if state in State.values:
+        qs = qs.filter(state=state)
+    guest = request.GET.get("guest", "").strip()
+    if guest:
+        qs = qs.filter(guest_name__icontains=guest)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "migrations_app/migration_list.html",
+        {"page": page, "jobs": page.object_list, "states": State.choices, "state": state, "guest": guest},
+    )
+
+
+def _detail_context(request, job, **extra) -> dict:
+    return {
+        "job": job,
+        "can_run": user_can(request.user, Perm.RUN_MIGRATIONS),
+        "controls": sm.controls(job.state, job.kind, bool(job.options.get("allow_postcopy")), job.postcopy_started),
+        "chart_samples": selectors.samples_for_chart(job),
+        "chart_id": f"migration-{job.pk}-samples",
+        "timeline": job.events.all()[:500],
+        **extra,
+    }
+
+
+@require_perm(Perm.VIEW_CLUSTER)
+def migration_detail(request, pk: int):
+    job = get_object_or_404(selectors.jobs(), pk=pk)
+    return render(request, DETAIL, _detail_context(request, job))
+
+
+@require_perm(Perm.VIEW_CLUSTER)
+def migration_progress(request, pk: int):
+    """The htmx poll fallback: the same partial the worker pushes over the socket."""
+    job = get_object_or_404(selectors.jobs(), pk=pk)
+    return render(request, f"{DETAIL}#progress", {"job": job, "oob": False})
+
+
+def _controls(request, job, status: int = 200, **extra):
+    job = selectors.jobs().get(pk=job.pk)
+    if not request.htmx:
+        return redirect(job.get_absolute_url())
+    if job.is_terminal or not user_can(request.user, Perm.RUN_MIGRATIONS):
+        return HttpResponse(
+            f'<p id="migration-{job.pk}-controls" role="status">{extra.get("control_message", "")}</p>', status=status
+        )
+    return render(request, f"{DETAIL}#controls", _detail_context(request, job, **extra), status=status)
+
+
+def _act(request, pk: int, action, ok: str, **kwargs):
+    job = get_object_or_404(selectors.jobs(), pk=pk)
+    try:
+        action(job=job, actor=request.user, source_ip=request_ip(request), **kwargs)
+    except PermissionDenied:
+        return forbidden(request, Perm.RUN_MIGRATIONS)
+    except services.MigrationError as err:
+        if not request.htmx:
+            return HttpResponse(str(err), status=409, content_type="text/plain; charset=utf-8")
+        return _controls(request, job, control_error=str(err))
+    return _controls(request, job, control_message=ok)
+
+
+@require_POST
+@require_perm(Perm.RUN_MIGRATIONS)
+def migration_cancel(request, pk: int):
+    return _act(request, pk, services.migration_cancel, "Cancel requested: libvirt is aborting the move.")
+
+
+@require_POST
+@require_perm(Perm.RUN_MIGRATIONS)
+def migration_bandwidth(request, pk: int):
+    form = BandwidthForm(request.POST)
+    if not form.is_valid():
+        job = get_object_or_404(selectors.jobs(), pk=pk)
+        msg = "; ".join(e for errs in form.errors.values() for e in errs)
+        if not request.htmx:
+            return HttpResponse(msg, status=400, content_type="text/plain; charset=utf-8")
+        return _controls(request, job, control_error=msg)
+    mibps = form.cleaned_data["mibps"]
+    return _act(request, pk, services.migration_set_bandwidth, f"Bandwidth set to {mibps} MiB/s.", mibps=mibps)
+
+
+@require_POST
+@require_perm(Perm.RUN_MIGRATIONS)
+def migration_postcopy(request, pk: int):
+    return _act(request, pk, services.migration_switch_postcopy, "Switched to post-copy.")
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(Perm.RUN_MIGRATIONS)
+def migration_create(request, pk: int):
+    guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
+    form = MigrationRequestForm(request.POST or None, guest=guest)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.migration_request(
+                guest=guest,
+                target=form.cleaned_data["target"],
+                kind=form.cleaned_data["kind"],
+                options=form.options(),
+                actor=request.user,
+                source_ip=request_ip(request),
+            )
+        except PermissionDenied:
+            return forbidden(request, Perm.RUN_MIGRATIONS)
+        except services.PreflightFailed as err:
+            error = str(err)
+        except services.MigrationError as err:
+            error = str(err)
+        else:
+            if request.htmx:
+                return HttpResponseClientRedirect(job.get_absolute_url())
+            return redirect(job.get_absolute_url())
+    kind = request.POST.get("kind") or request.GET.get("kind") or "live"
+    ctx = {
+        "guest": guest,
+        "form": form,
+        "error": error,
+        "kind": kind,
+        "targets": facts.readiness(guest, kind if kind in ("live", "offline") else "live", {}),
+        "selected": request.POST.get("target") or request.GET.get("target", ""),
+    }
+    status = 400 if request.method == "POST" and not request.htmx else 200
+    template = "migrations_app/migration_form.html"
+    if request.htmx and request.method == "POST":
+        template += "#form"
+    return render(request, template, ctx, status=status)
+
+
+@require_perm(Perm.RUN_MIGRATIONS)
+def migration_targets(request, pk: int):
+    """Per-target readiness for the chosen mode (htmx swap when the mode changes)."""
+    guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
+    kind = request.GET.get("kind", "live")
+    if kind not in ("live", "offline"):
+        return HttpResponse("mode must be live or offline", status=400)
+    options = {
+        "shutdown_first": request.GET.get("shutdown_first") == "on",
+        "start_on_target": request.GET.get("start_on_target") == "on",
+    }
+    form = MigrationRequestForm(guest=guest)
+    return render(
+        request,
+        "migrations_app/migration_form.html#targets",
+        {
+            "guest": guest,
+            "form": form,
+            "targets": facts.readiness(guest, kind, options),
+            "selected": request.GET.get("target", ""),
+            "kind": kind,
+        },
+    )
