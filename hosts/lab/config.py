@@ -51,7 +51,7 @@ class GuestSpec:
 
     name: str
     host: str
-    fill: int = 32
+    fill: int = 16
     dirty: int = 0
     cache: str = "none"
     bridges: tuple[str, ...] = ("br0",)
@@ -66,10 +66,10 @@ HOSTS: tuple[HostSpec, ...] = (
 )
 
 GUESTS: tuple[GuestSpec, ...] = (
-    GuestSpec("lab-g1", "hv-a", fill=32, dirty=0, mac_suffix=1),
-    GuestSpec("lab-g2", "hv-b", fill=32, dirty=0, mac_suffix=2),
+    GuestSpec("lab-g1", "hv-a", fill=16, dirty=0, mac_suffix=1),
+    GuestSpec("lab-g2", "hv-b", fill=16, dirty=0, mac_suffix=2),
     # Its second NIC is on a bridge only hv-a has: moving it to hv-b must be refused by the pre-flight.
-    GuestSpec("lab-g3", "hv-a", fill=16, dirty=0, bridges=("br0", "br-a-only"), mac_suffix=3),
+    GuestSpec("lab-g3", "hv-a", fill=8, dirty=0, bridges=("br0", "br-a-only"), mac_suffix=3),
     # cache='writeback' on shared storage: live migration is unsafe; the pre-flight must refuse it.
     GuestSpec("lab-gcache", "hv-a", fill=8, dirty=0, cache="writeback", start=False, mac_suffix=4),
 )

@@ -73,6 +73,7 @@ class UpResult:
     seconds: float
     started: list[str] = field(default_factory=list)  # what this call started (hosts, nfs, guests)
     notes: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds since the start of up()
 
     @property
     def started_anything(self) -> bool:
@@ -104,8 +105,10 @@ def up(wait: bool = True, p: Paths | None = None) -> UpResult:
             res.notes.append(f"no per-host network view ({exc}); hosts share the root bridges")
         save_state(p, state)
         had_nfs = alive(state.get("nfs", {}).get("ganesha"))
+        res.phases["image+network"] = time.monotonic() - t0
         nfs.up(p, state)
         save_state(p, state)
+        res.phases["nfs"] = time.monotonic() - t0
         if not had_nfs:
             res.started.append("nfs")
         try:
@@ -113,15 +116,19 @@ def up(wait: bool = True, p: Paths | None = None) -> UpResult:
         finally:
             save_state(p, state)
         res.started += started_hosts
+        res.phases["libvirtd"] = time.monotonic() - t0
         hosts.warm_capabilities(started_hosts)
+        res.phases["qemu caps"] = time.monotonic() - t0
         marks = {g.name: guests.console_size(p, g.name) for g in GUESTS}
         booted = guests.ensure_all(p)
         res.started += booted
+        res.phases["guests started"] = time.monotonic() - t0
         state["up_at"] = time.time()
         save_state(p, state)
     if wait:
         for name in booted:
             guests.wait_heartbeat(name, after_offset=marks[name], timeout=90, p=p)
+        res.phases["heartbeats"] = time.monotonic() - t0
     res.seconds = time.monotonic() - t0
     return res
 

@@ -32,6 +32,8 @@ class Command(BaseCommand):
     def _report(self, res, what, register):
         for note in res.notes:
             self.stdout.write(note)
+        if res.phases:
+            self.stdout.write("  " + ", ".join(f"{k} {v:.1f}" for k, v in res.phases.items()) + " (s since start)")
         started = ", ".join(res.started) if res.started else "nothing (already running)"
         self.stdout.write(self.style.SUCCESS(f"{what} in {res.seconds:.1f} s; started: {started}"))
         if register:

@@ -1,0 +1,96 @@
+"""`LabHandle`: what the pytest fixture (and benchmarks, demos) get: the running lab's facts and helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import guests, service
+from .config import GUESTS, HOSTS, NFS_ADDRESS, HostSpec, Paths, paths
+
+
+@dataclass
+class LabHandle:
+    """The lab as tests see it. `started` says whether this handle's owner brought it up (and so must
+    take it down); a lab that was already running is reused and left running."""
+
+    paths: Paths = field(default_factory=paths)
+    started: bool = False
+    up_seconds: float = 0.0
+
+    # ------------------------------------------------------------------------------------ facts
+    @property
+    def hosts(self) -> tuple[HostSpec, ...]:
+        return HOSTS
+
+    @property
+    def uris(self) -> dict[str, str]:
+        """host name -> libvirt URI, e.g. {"hv-a": "qemu+tcp://127.0.55.2/system", ...}"""
+        return {h.name: h.uri for h in HOSTS}
+
+    @property
+    def guests(self) -> dict[str, str]:
+        """guest name -> its *initial* host name (ask `current_host` for where it is now)."""
+        return {g.name: g.host for g in GUESTS}
+
+    @property
+    def guest_uuids(self) -> dict[str, str]:
+        return {g.name: guests.uuid_of(g.name) for g in GUESTS}
+
+    @property
+    def running_guests(self) -> list[str]:
+        """Guests the lab keeps running (lab-gcache stays shut off)."""
+        return [g.name for g in GUESTS if g.start]
+
+    @property
+    def storage(self) -> dict[str, str]:
+        return {
+            "name": "lab-nfs",
+            "address": NFS_ADDRESS,
+            "export_path": str(self.paths.export),
+            "mount_path": str(self.paths.export),
+            "protocol": "nfs",
+        }
+
+    def uri(self, host_name: str) -> str:
+        return self.uris[host_name]
+
+    def other_host(self, host_name: str) -> str:
+        return next(h.name for h in HOSTS if h.name != host_name)
+
+    # ----------------------------------------------------------------------- libvirt's truth
+    def placement(self) -> dict[str, dict[str, str]]:
+        return guests.placement()
+
+    def running_on(self, guest_name: str) -> list[str]:
+        return guests.running_on(guest_name)
+
+    def current_host(self, guest_name: str) -> str | None:
+        return guests.current_host(guest_name)
+
+    # -------------------------------------------------------------------------- heartbeats
+    def heartbeat(self, guest_name: str) -> int | None:
+        return guests.heartbeat(guest_name, p=self.paths)
+
+    def wait_heartbeat(self, guest_name: str, above: int = 0, timeout: float = 60) -> int:
+        return guests.wait_heartbeat(guest_name, above=above, timeout=timeout, p=self.paths)
+
+    def disk_heartbeat(self, guest_name: str) -> int | None:
+        return guests.disk_heartbeat(guest_name, p=self.paths)
+
+    def console_log(self, guest_name: str) -> str:
+        return str(self.paths.console_log(guest_name))
+
+    # ---------------------------------------------------------------------------- actions
+    def set_workload(self, guest_name: str, fill: int, dirty: int, wait: bool = True) -> str:
+        """Reboot the guest (where it is) with fill/dirty MiB; returns its host name."""
+        return guests.set_workload(guest_name, fill, dirty, p=self.paths, wait=wait)
+
+    def reset(self) -> None:
+        """Every guest back on its initial host with its default workload."""
+        service.reset(p=self.paths)
+
+    def register(self) -> dict:
+        """Write lab-nfs, hv-a and hv-b into the current database (call inside a django_db test)."""
+        from .registry import register
+
+        return register()

@@ -1,0 +1,43 @@
+"""The real two-hypervisor lab, once per test session (hosts.lab does the work).
+
+Without root / qemu / libvirtd the lab tests skip with the reason, except under CI=true, where the lab
+must come up and any failure fails the run. A lab that is already running is reused and left running;
+one this session started is taken down at the end.
+"""
+
+import os
+
+import pytest
+
+from hosts import lab as kvmlab
+from hosts.lab.handle import LabHandle
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def lab():
+    try:
+        kvmlab.preflight()
+    except kvmlab.LabError as exc:
+        if _ci():
+            pytest.fail(f"CI=true but the lab cannot run here: {exc}", pytrace=False)
+        pytest.skip(f"lab unavailable: {exc}")
+    was_up = kvmlab.is_up()
+    try:
+        res = kvmlab.up(wait=True)
+    except kvmlab.LabError as exc:
+        # Root and every binary are there: a lab that does not start is a failure, not a skip.
+        pytest.fail(f"lab up failed: {exc}", pytrace=False)
+    handle = LabHandle(started=not was_up, up_seconds=res.seconds)
+    yield handle
+    if handle.started and kvmlab.is_up():
+        kvmlab.down()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/lab/" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
