@@ -45,6 +45,7 @@ stamp=.venv/.requirements.sha
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "install: pip install -r requirements.txt"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  # (this machine's pip.conf names local mirrors that may be absent: hide those warnings only)
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "WARNING: Location" >&2)
   echo "$want" > "$stamp"
 fi
