@@ -48,4 +48,9 @@ def refresh_inventory() -> str:
         result = refresh_all()
     except Exception as exc:  # noqa: BLE001 - the lab is up either way; the operator sees why the refresh failed
         return f"inventory refresh failed: {type(exc).__name__}: {exc}"
-    return f"inventory refreshed: {result}" if result is not None else "inventory refreshed"
+    if isinstance(result, list) and all(hasattr(r, "hypervisor") for r in result):
+        parts = [
+            f"{r.hypervisor} {'online' if r.online else 'offline: ' + r.error} ({r.guests} guests)" for r in result
+        ]
+        return "inventory refreshed: " + ", ".join(parts)
+    return "inventory refreshed"

@@ -16,9 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="up/reset: don't wait for guest heartbeats")
         parser.add_argument("--no-register", action="store_true", help="up/reset: don't write the lab into the DB")
         parser.add_argument("--json", action="store_true", help="status: machine-readable output")
+        parser.add_argument("--exit-code", action="store_true", help="status: print nothing, exit 0 if up else 1")
 
     def handle(self, *args, action, no_wait=False, no_register=False, json=False, **options):
         try:
+            if action == "status" and options.get("exit_code"):
+                raise SystemExit(0 if lab.is_up() else 1)
             getattr(self, f"do_{action}")(wait=not no_wait, register=not no_register, as_json=json)
         except lab.LabError as exc:
             raise CommandError(str(exc)) from exc
