@@ -80,6 +80,15 @@ class LabHandle:
     def console_log(self, guest_name: str) -> str:
         return str(self.paths.console_log(guest_name))
 
+    def console_offset(self, guest_name: str) -> int:
+        """Current size of the serial log: pass it as `after_offset` to read only what comes next."""
+        return guests.console_size(self.paths, guest_name)
+
+    def console_text(self, guest_name: str, after_offset: int = 0) -> str:
+        with open(self.paths.console_log(guest_name), "rb") as f:
+            f.seek(after_offset)
+            return f.read().decode(errors="replace")
+
     # ---------------------------------------------------------------------------- actions
     def set_workload(self, guest_name: str, fill: int, dirty: int, wait: bool = True) -> str:
         """Reboot the guest (where it is) with fill/dirty MiB; returns its host name."""

@@ -37,7 +37,12 @@ def lab():
         kvmlab.down()
 
 
+LAST = "test_lab_zz_down_and_up.py"
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/lab/" in str(item.fspath):
             item.add_marker(pytest.mark.lab)
+    # Taking the lab down (and up again) restarts every guest: run it after every other test.
+    items.sort(key=lambda item: item.fspath.basename == LAST)
