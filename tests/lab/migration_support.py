@@ -1,0 +1,118 @@
+"""Helpers for the guest-migration lab tests: the lab registered in the test DB, an operator, and a
+task runner that runs the real django-q2 task body in a thread (the broker is the only part replaced;
+test_migration_worker_crash.py runs it in a real separate process)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import Group, User
+from django.db import connections
+
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import MigrationOptions
+from hosts.lab import registry
+from hosts.models import Guest, Hypervisor
+from migrations_app import services
+from migrations_app.models import MigrationJob
+
+
+@dataclass
+class Runner:
+    autostart: bool = True
+    enqueued: list[int] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def enqueue(self, job_id: int) -> None:
+        self.enqueued.append(job_id)
+        if self.autostart:
+            self.start(job_id)
+
+    def start(self, job_id: int) -> threading.Thread:
+        from migrations_app.tasks import run_migration
+
+        def body():
+            try:
+                run_migration(job_id)
+            finally:
+                connections.close_all()
+
+        t = threading.Thread(target=body, name=f"test-migration-{job_id}", daemon=True)
+        t.start()
+        self.threads.append(t)
+        return t
+
+    def join(self, timeout: float = 120) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+
+class MigrationLab:
+    def __init__(self, lab, runner: Runner):
+        self.lab, self.runner = lab, runner
+        registry.register()
+        registry.refresh_inventory()
+        self.operator = self.user("op-mig", "operator")
+        self.viewer = self.user("view-mig", "viewer")
+
+    @staticmethod
+    def user(name: str, role: str) -> User:
+        u, _ = User.objects.get_or_create(username=name)
+        u.set_password("a-long-enough-password-42")
+        u.save()
+        u.groups.set([Group.objects.get(name=role)])
+        return User.objects.get(pk=u.pk)  # fresh permission cache
+
+    def hv(self, name: str) -> Hypervisor:
+        return Hypervisor.objects.get(name=name)
+
+    def guest(self, name: str) -> Guest:
+        return Guest.objects.select_related("hypervisor").get(name=name)
+
+    def refresh(self) -> None:
+        registry.refresh_inventory()
+
+    def ensure_on(self, name: str, host: str, running: bool = True) -> Guest:
+        """Put lab guest `name` on `host` (running) with plain libvirt, then refresh the inventory."""
+        uuid = self.lab.guest_uuids[name]
+        cur = self.lab.current_host(name)
+        if cur and cur != host:
+            dom = driver.get_domain(self.lab.uri(cur), uuid)
+            driver.migrate(self.lab.uri(cur), self.lab.uri(host), uuid, MigrationOptions(live=dom.state == "running"))
+        dom = driver.get_domain(self.lab.uri(host), uuid)
+        if running and dom.state != "running":
+            driver.start(self.lab.uri(host), uuid)
+            self.lab.wait_heartbeat(name, timeout=60)
+        if not running and dom.state != "shutoff":
+            driver.destroy(self.lab.uri(host), uuid)
+        self.refresh()
+        return self.guest(name)
+
+    def request(self, name: str, target: str, kind: str = "live", **options) -> MigrationJob:
+        return services.migration_request(
+            guest=self.guest(name),
+            target=self.hv(target),
+            kind=kind,
+            options=options,
+            actor=self.operator,
+            source_ip="127.0.0.1",
+        )
+
+    @staticmethod
+    def wait(job_id: int, pred, timeout: float = 90) -> MigrationJob:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = MigrationJob.objects.select_related("source", "target", "guest").get(pk=job_id)
+            if pred(job):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"guest migration #{job_id} stuck in {job.state}/{job.phase}: {job.error}")
+            time.sleep(0.2)
+
+    def wait_done(self, job_id: int, timeout: float = 120) -> MigrationJob:
+        return self.wait(job_id, lambda j: j.is_terminal, timeout)
+
+    def wait_progress(self, job_id: int, timeout: float = 60) -> MigrationJob:
+        return self.wait(job_id, lambda j: j.is_terminal or (j.state == "running" and j.data_processed > 0), timeout)
