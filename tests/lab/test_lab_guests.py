@@ -33,8 +33,9 @@ def test_each_running_guest_runs_on_exactly_one_host(lab):
         assert list(found.values()) == ["running"], f"{name}: {found}"
 
 
-def test_cache_guest_is_defined_once_and_shut_off(lab):
-    assert list(_settled(lab, "lab-gcache").values()) == ["shutoff"]
+def test_cache_guest_is_defined_on_exactly_one_host(lab):
+    # The lab leaves it shut off; other tests (offline moves) may start it, so only its uniqueness is asserted.
+    assert len(_settled(lab, "lab-gcache")) == 1
 
 
 def test_heartbeat_advances_on_serial_and_disk(lab):
