@@ -38,6 +38,8 @@ def guest_detail(request, pk: int):
 def guest_power(request, pk: int):
     guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
     action = request.POST.get("action", "")
+    if action == "destroy" and request.POST.get("confirmed") != "yes":
+        return render(request, "hosts/guest_power_confirm.html", {"guest": guest, "action": action})
     try:
         guest = power.guest_power(guest=guest, action=action, actor=request.user, source_ip=request_ip(request))
     except power.PowerRefused as err:
