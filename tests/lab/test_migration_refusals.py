@@ -1,0 +1,93 @@
+"""Each pre-flight refusal on the real lab: the request is refused with the reason, no job starts,
+libvirt is untouched, and the refusal is in the audit trail."""
+
+import pytest
+
+from accounts.models import AuditEvent
+from migrations_app import services
+from migrations_app.models import MigrationJob
+from tests.lab.migration_support import MigrationLab, Runner
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture
+def mlab(lab, monkeypatch):
+    r = Runner()
+    monkeypatch.setattr(services, "_enqueue", r.enqueue)
+    yield MigrationLab(lab, r)
+    r.join()
+
+
+def refused(mlab, name, target, kind="live", **options) -> services.PreflightFailed:
+    with pytest.raises(services.PreflightFailed) as exc:
+        mlab.request(name, target, kind, **options)
+    assert not MigrationJob.objects.filter(guest_name=name).exists()
+    assert AuditEvent.objects.filter(action="migration.requested", outcome="refused", guest=name).exists()
+    return exc.value
+
+
+def failed_keys(err: services.PreflightFailed) -> set[str]:
+    return {i["key"] for i in err.items if i["status"] == "fail"}
+
+
+def test_cache_mode_other_than_none_refuses_live(mlab, lab):
+    mlab.ensure_on("lab-gcache", "hv-a", running=True)
+    err = refused(mlab, "lab-gcache", "hv-b")
+    assert "cache_none" in failed_keys(err)
+    assert "vda has cache='writeback'" in str(err)
+    assert lab.running_on("lab-gcache") == ["hv-a"]
+    mlab.ensure_on("lab-gcache", "hv-a", running=False)
+
+
+def test_missing_bridge_on_target_refused(mlab, lab):
+    mlab.ensure_on("lab-g3", "hv-a")
+    err = refused(mlab, "lab-g3", "hv-b")
+    assert failed_keys(err) == {"bridges"}
+    assert "br-a-only" in str(err)
+
+
+def test_storage_not_shared_with_target_refused_naming_disk(mlab, lab):
+    mlab.ensure_on("lab-g1", "hv-a")
+    mlab.hv("hv-b").storage_servers.clear()
+    err = refused(mlab, "lab-g1", "hv-b")
+    assert "shared_storage" in failed_keys(err)
+    assert "vda" in str(err) and "lab-g1.qcow2" in str(err)
+
+
+def test_not_enough_memory_counting_moves_in_flight(mlab, lab):
+    mlab.ensure_on("lab-g1", "hv-a")
+    mlab.ensure_on("lab-g2", "hv-a")
+    g2 = mlab.guest("lab-g2")
+    # another move already heading to hv-b reserves (much) more memory than hv-b has free
+    MigrationJob.objects.create(
+        guest=g2,
+        guest_name=g2.name,
+        guest_uuid=g2.uuid,
+        source=mlab.hv("hv-a"),
+        target=mlab.hv("hv-b"),
+        state="queued",
+        memory_mib=10**8,
+    )
+    err = refused(mlab, "lab-g1", "hv-b")
+    assert "memory" in failed_keys(err)
+    assert "reserved by moves in flight" in str(err)
+
+
+def test_same_host_refused(mlab, lab):
+    mlab.ensure_on("lab-g1", "hv-a")
+    with pytest.raises(services.MigrationError, match="already runs on hv-a"):
+        mlab.request("lab-g1", "hv-a")
+    assert not MigrationJob.objects.exists()
+
+
+def test_same_host_uuid_refused(mlab, lab):
+    """Two hypervisor records pointing at one libvirtd: libvirt's host UUIDs match -> refused."""
+    mlab.ensure_on("lab-g1", "hv-a")
+    from hosts.models import Hypervisor
+
+    alias = Hypervisor.objects.create(name="hv-a-alias", uri="qemu+tcp://127.0.55.2:16509/system")
+    alias.storage_servers.set(mlab.hv("hv-a").storage_servers.all())
+    err = refused(mlab, "lab-g1", "hv-a-alias")
+    assert "hosts_distinct" in failed_keys(err)
+    assert "same host UUID" in str(err)
