@@ -1,0 +1,66 @@
+"""PermissionCheckedMixin: a socket needs a signed-in user with the permission, and closes on session.revoked."""
+
+import pytest
+from accounts_support import make_user
+from channels.db import database_sync_to_async as sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from accounts.consumers import CLOSE_REVOKED, PermissionCheckedMixin
+from accounts.events import _send_revoked
+from accounts.roles import Perm
+
+
+class AuditFeedConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
+    required_perm = Perm.VIEW_AUDIT
+    authorized = 0
+
+    async def on_authorized(self):
+        await self.send(text_data="hello")
+
+
+def _communicator(user):
+    communicator = WebsocketCommunicator(AuditFeedConsumer.as_asgi(), "/ws/test/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_anonymous_socket_is_refused():
+    connected, _ = await _communicator(AnonymousUser()).connect()
+    assert connected is False
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_user_without_the_permission_is_refused():
+    nobody = await sync_to_async(make_user)("nobody")  # no role at all
+    connected, _ = await _communicator(nobody).connect()
+    assert connected is False
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_socket_closes_when_the_session_is_revoked():
+    viewer = await sync_to_async(make_user)("vivian", "viewer")
+    communicator = _communicator(viewer)
+    connected, _ = await communicator.connect()
+    assert connected is True
+    assert await communicator.receive_from(timeout=5) == "hello"
+    await sync_to_async(_send_revoked)(viewer.pk)  # what user_sessions_changed sends after commit
+    closed = await communicator.receive_output(timeout=10)
+    assert closed == {"type": "websocket.close", "code": CLOSE_REVOKED}
+    await communicator.wait()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_other_users_sockets_stay_open():
+    one = await sync_to_async(make_user)("one", "viewer")
+    two = await sync_to_async(make_user)("two", "viewer")
+    first, second = _communicator(one), _communicator(two)
+    assert (await first.connect())[0] and (await second.connect())[0]
+    await first.receive_from(timeout=5)
+    await second.receive_from(timeout=5)
+    await sync_to_async(_send_revoked)(one.pk)
+    assert (await first.receive_output(timeout=10))["type"] == "websocket.close"
+    assert await second.receive_nothing(timeout=1)
+    await second.disconnect()
