@@ -116,3 +116,12 @@ class MigrationLab:
 
     def wait_progress(self, job_id: int, timeout: float = 60) -> MigrationJob:
         return self.wait(job_id, lambda j: j.is_terminal or (j.state == "running" and j.data_processed > 0), timeout)
+
+
+def worker_command(job_id: int) -> list[str]:
+    """argv of a separate process that runs the real task body for `job_id` against the test databases."""
+    import json
+    import sys
+
+    names = {alias: str(connections[alias].settings_dict["NAME"]) for alias in connections}
+    return [sys.executable, "-m", "tests.lab.migration_worker", str(job_id), json.dumps(names)]

@@ -1,0 +1,20 @@
+"""A stand-alone "worker" process for test_migration_worker_crash.py: runs the real task body for one
+job against the test databases (names passed as JSON), so the test can kill it by PID mid-move."""
+
+import json
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmcluster.settings")
+    from django.conf import settings
+
+    for alias, name in json.loads(sys.argv[2]).items():
+        if alias in settings.DATABASES:
+            settings.DATABASES[alias]["NAME"] = name
+    import django
+
+    django.setup()
+    from migrations_app.tasks import run_migration
+
+    print(run_migration(int(sys.argv[1])), flush=True)

@@ -1,0 +1,84 @@
+"""Crashes mid-move on the real lab: the worker process killed (the reconciler settles the job where
+libvirt says the guest is) and the destination libvirtd killed (FAILED with the reason, guest on source)."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from accounts.models import AuditEvent
+from hosts.lab import service as lab_service
+from migrations_app import services
+from migrations_app.orchestrator.reconciler import reconcile
+from tests.lab.migration_support import MigrationLab, Runner, worker_command
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    r = Runner(autostart=False)
+    monkeypatch.setattr(services, "_enqueue", r.enqueue)
+    yield r
+    r.join()
+
+
+@pytest.fixture
+def mlab(lab, runner):
+    return MigrationLab(lab, runner)
+
+
+def test_worker_killed_mid_migration_is_settled_by_reconciler(mlab, lab):
+    mlab.ensure_on("lab-g1", "hv-a")
+    job = mlab.request("lab-g1", "hv-b", bandwidth_mibps=5)
+    worker = subprocess.Popen(worker_command(job.pk), cwd=os.getcwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        job = mlab.wait_progress(job.pk)
+        assert job.state == "running" and job.owner.endswith(f":{worker.pid}")
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)  # our own child, by PID
+        worker.wait(10)
+    deadline = time.monotonic() + 120
+    decisions: list[str] = []
+    while time.monotonic() < deadline:
+        decisions += reconcile()
+        job.refresh_from_db()
+        if job.is_terminal:
+            break
+        time.sleep(1)
+    assert job.is_terminal, f"not settled: {decisions}"
+    where = lab.running_on("lab-g1")
+    assert len(where) == 1
+    guest = mlab.guest("lab-g1")
+    assert guest.hypervisor.name == where[0] and not guest.migrating
+    assert job.state == ("succeeded" if where == ["hv-b"] else "failed"), (job.state, job.error, where)
+    assert AuditEvent.objects.filter(migration_id=job.pk, action="migration.reconciled").exists()
+    assert lab.wait_heartbeat("lab-g1", above=lab.heartbeat("lab-g1"), timeout=30)
+
+
+def _libvirtd_pid(name: str) -> int:
+    for h in lab_service.status()["hosts"]:
+        if h["name"] == name:
+            return h["pid"]
+    raise LookupError(name)
+
+
+def test_destination_libvirtd_killed_mid_migration_fails_and_guest_stays_on_source(mlab, lab, runner):
+    mlab.ensure_on("lab-g1", "hv-a")
+    job = mlab.request("lab-g1", "hv-b", bandwidth_mibps=5)
+    runner.start(job.pk)
+    mlab.wait_progress(job.pk)
+    os.kill(_libvirtd_pid("hv-b"), signal.SIGKILL)  # the lab's own daemon, by PID
+    try:
+        job = mlab.wait_done(job.pk, timeout=120)
+    finally:
+        lab_service.up(wait=True)  # bring hv-b back for the other tests
+    assert job.state == "failed"
+    assert job.error  # libvirt's own message
+    assert job.where_guest_is == "source"
+    assert lab.running_on("lab-g1") == ["hv-a"]
+    assert mlab.guest("lab-g1").hypervisor.name == "hv-a"
+    failed = AuditEvent.objects.get(migration_id=job.pk, action="migration.failed")
+    assert job.error in failed.message
