@@ -75,16 +75,12 @@ def push_job(job_id: int) -> None:
 
 
 def _notify_topology(job) -> None:
-    """Ask the topology (UI engineer's hosts.events) to redraw; absent that module, do nothing."""
+    """The guest's place in the topology (hosts.events, the UI engineer's module) after a state change."""
     try:
         from hosts import events as host_events
-    except ImportError:
-        return
-    for name in ("topology_changed", "push_topology", "topology_update", "send_topology"):
-        fn = getattr(host_events, name, None)
-        if callable(fn):
-            try:
-                fn()
-            except Exception:  # noqa: BLE001
-                log.exception("topology push failed")
-            return
+
+        host_events.topology_changed(
+            hypervisor_ids=[job.source_id, job.target_id], guest_ids=[job.guest_id] if job.guest_id else []
+        )
+    except Exception:  # noqa: BLE001 - best effort, as above
+        log.exception("topology push failed")

@@ -71,16 +71,10 @@ def reconcile() -> list[str]:
             services.record_event(job.pk, "reconciler", "worker gone but libvirt still migrates: waiting")
             decisions.append(f"#{job.pk} still migrating in libvirt")
             continue
-        moved = outcome.moved(job, outcome.locate(job))
-        lost = f"the worker running this move ({job.owner or 'unknown'}) was lost and libvirt runs no migration job"
-        settled = outcome.settle(
-            job.pk,
-            error="" if moved else lost,
-            aborted=job.state == State.CANCELLING,
-            reconciled=True,
-        )
-        services.record_event(job.pk, "reconciler", f"worker {job.owner or '?'} lost: settled {settled.state}")
-        decisions.append(f"#{job.pk} {settled.state} ({settled.where_guest_is})")
+        try:
+            decisions.append(_settle(job))
+        except services.TransitionConflict:
+            continue  # another reconciler (or the worker itself) got there first
     stale_pending = MigrationJob.objects.filter(
         state=State.PENDING, requested_at__lt=now - dt.timedelta(seconds=PENDING_STALE_S)
     )
@@ -92,3 +86,14 @@ def reconcile() -> list[str]:
     if decisions:
         log.info("reconciler: %s", "; ".join(decisions))
     return decisions
+
+
+def _settle(job: MigrationJob) -> str:
+    """Settle an orphaned job from libvirt's view; SUCCEEDED only if the guest verifiably moved."""
+    moved = outcome.moved(job, outcome.locate(job))
+    lost = f"the worker running this move ({job.owner or 'unknown'}) was lost and libvirt runs no migration job"
+    settled = outcome.settle(
+        job.pk, error="" if moved else lost, aborted=job.state == State.CANCELLING, reconciled=True
+    )
+    services.record_event(job.pk, "reconciler", f"worker {job.owner or '?'} lost: settled {settled.state}")
+    return f"#{job.pk} {settled.state} ({settled.where_guest_is})"
