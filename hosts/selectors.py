@@ -30,19 +30,16 @@ GUEST_SORTS: dict[str, tuple[str, ...]] = {
 }
 SHARED_CACHE_MODE = "none"  # live guest migration with shared storage needs cache=none (else libvirt refuses)
 
+_DISK_FIELDS = (
+    *("guest_id", "target", "device", "source", "source_protocol", "source_host", "cache", "storage_server_id"),
+)
+# Prefetches land in plain lists (to_attr): `guest.disks.all()` would clone a queryset per guest.
 _DISKS = Prefetch(
     "disks",
     queryset=GuestDisk.objects.select_related("storage_server").only(
-        "guest_id",
-        "target",
-        "device",
-        "source",
-        "source_protocol",
-        "source_host",
-        "cache",
-        "storage_server__name",
-        "storage_server__protocol",
+        *_DISK_FIELDS, "storage_server__name", "storage_server__protocol"
     ),
+    to_attr="disk_list",
 )
 _GUEST_FIELDS = ("uuid", "name", "hypervisor_id", "power", "vcpus", "memory_mib", "migrating", "persistent")
 
@@ -60,12 +57,16 @@ class StorageSummary:
         return bool(self.unshared or self.uncached)
 
 
-def storage_summary(disks: Iterable[GuestDisk]) -> StorageSummary:
+def storage_summary(disks: Iterable[GuestDisk], servers: dict[int, StorageServer] | None = None) -> StorageSummary:
+    """`servers` (pk -> server) resolves disks prefetched without their storage server."""
     summary = StorageSummary()
     for disk in disks:
         if disk.device == "cdrom" and not disk.source:
             continue  # an empty CD drive lives nowhere
-        server = disk.storage_server
+        if servers is None:
+            server = disk.storage_server
+        else:
+            server = servers.get(disk.storage_server_id)
         if server is not None and server not in summary.servers:
             summary.servers.append(server)
         if server is None or not server.is_shared:
@@ -75,10 +76,10 @@ def storage_summary(disks: Iterable[GuestDisk]) -> StorageSummary:
     return summary
 
 
-def _with_storage(guests: Iterable[Guest]) -> list[Guest]:
+def _with_storage(guests: Iterable[Guest], servers: dict[int, StorageServer] | None = None) -> list[Guest]:
     out = []
     for guest in guests:
-        guest.storage = storage_summary(guest.disks.all())
+        guest.storage = storage_summary(guest.disk_list, servers)
         out.append(guest)
     return out
 
@@ -89,7 +90,7 @@ def _with_storage(guests: Iterable[Guest]) -> list[Guest]:
 @dataclass
 class HostCard:
     hypervisor: Hypervisor
-    chips: list[Guest]
+    chips: list[Chip]
     guest_count: int
     running_count: int
 
@@ -129,20 +130,56 @@ def _hypervisors() -> QuerySet[Hypervisor]:
     return Hypervisor.objects.annotate(
         guest_count=Count("guests"),
         running_count=Count("guests", filter=Q(guests__power=Guest.Power.RUNNING)),
-    ).prefetch_related(Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol")))
+    ).prefetch_related(
+        Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol"), to_attr="mounts")
+    )
 
 
-def _chips(hypervisor_ids: list[int] | None, per_host: int) -> dict[int, list[Guest]]:
-    """The first `per_host` guests (by name) of each host, in ONE query plus one disk prefetch."""
+@dataclass(slots=True)
+class Chip:
+    """A guest as its chip on the picture needs it (plain values: 1 200 model instances cost ~30 ms)."""
+
+    pk: int
+    name: str
+    power: str
+    vcpus: int
+    memory_mib: int
+    migrating: bool
+    hypervisor_id: int
+    storage: StorageSummary = field(default_factory=StorageSummary)
+
+
+@dataclass(slots=True)
+class _Disk:
+    guest_id: int
+    target: str
+    device: str
+    source: str
+    cache: str
+    storage_server_id: int | None
+
+
+def _chips(hypervisor_ids: list[int] | None, per_host: int, servers: dict[int, StorageServer]) -> dict[int, list[Chip]]:
+    """The first `per_host` guests (by name) of each host: ONE windowed query plus one for their disks."""
     ranked = Guest.objects.annotate(
         rank=Window(RowNumber(), partition_by=[F("hypervisor_id")], order_by=[F("name").asc(), F("pk").asc()])
-    ).only(*_GUEST_FIELDS)
+    )
     if hypervisor_ids is not None:
         ranked = ranked.filter(hypervisor_id__in=hypervisor_ids)
-    rows = ranked.filter(rank__lte=per_host).order_by("hypervisor_id", "rank").prefetch_related(_DISKS)
-    by_host: dict[int, list[Guest]] = {}
-    for guest in _with_storage(rows):
-        by_host.setdefault(guest.hypervisor_id, []).append(guest)
+    rows = ranked.filter(rank__lte=per_host).order_by("hypervisor_id", "rank")
+    chips = [
+        Chip(*row)
+        for row in rows.values_list("pk", "name", "power", "vcpus", "memory_mib", "migrating", "hypervisor_id")
+    ]
+    disks: dict[int, list[_Disk]] = {}
+    if chips:
+        disk_rows = GuestDisk.objects.filter(guest_id__in=[c.pk for c in chips]).order_by("guest_id", "target")
+        for row in disk_rows.values_list("guest_id", "target", "device", "source", "cache", "storage_server_id"):
+            disks.setdefault(row[0], []).append(_Disk(*row))
+    by_host: dict[int, list[Chip]] = {}
+    for chip in chips:
+        chip.storage = storage_summary(disks.get(chip.pk, ()), servers)
+        by_host.setdefault(chip.hypervisor_id, []).append(chip)
     return by_host
 
 
@@ -169,7 +206,9 @@ def topology(*, hypervisor_ids: list[int] | None = None, chips_per_host: int = C
     storage = list(StorageServer.objects.all())
     hosts = list(_hypervisors())
     wanted = [h for h in hosts if hypervisor_ids is None or h.pk in hypervisor_ids]
-    chips = _chips([h.pk for h in wanted] if hypervisor_ids is not None else None, chips_per_host) if wanted else {}
+    servers = {s.pk: s for s in storage}
+    ids = [h.pk for h in wanted] if hypervisor_ids is not None else None
+    chips = _chips(ids, chips_per_host, servers) if wanted else {}
     cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count) for h in wanted]
     return Topology(storage_servers=storage, cards=cards, summary=_summary(hosts))
 
