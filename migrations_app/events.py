@@ -23,6 +23,10 @@ STATE = "migration.state"  # consumer handler: migration_state
 ACTIVE = "migration.active"  # consumer handler: migration_active
 
 
+ACTIVE_PANEL_EVERY_S = 1.0
+_last_panel_push: dict[int, float] = {}
+
+
 def job_group(job_id: int) -> str:
     return f"migration.{job_id}"
 
@@ -52,7 +56,10 @@ def push_progress(job, sampled_at_ms: int) -> None:
         job_group(job.pk),
         {"type": PROGRESS, "html": html, "sampled_at_ms": sampled_at_ms, "sent_at_ms": int(time.time() * 1000)},
     )
-    _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
+    now = time.monotonic()
+    if now - _last_panel_push.get(job.pk, 0.0) >= ACTIVE_PANEL_EVERY_S:  # the panel on every page: 1/s is plenty
+        _last_panel_push[job.pk] = now
+        _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
 
 
 def push_job(job_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -35,7 +36,17 @@ def _slots(h: Hypervisor, exclude_job: int | None) -> tuple[int, int, int]:
     return counts["out"], counts["inc"], reserved
 
 
-def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool = False) -> pf.HostSnap:
+def _live_host(uri: str, with_domains: bool):
+    """libvirt's part of a host snapshot (no DB access, so it can run in a thread)."""
+    try:
+        info = driver.host_info(uri)
+        doms = driver.list_domains(uri) if with_domains else []
+    except DriverError as err:
+        return err
+    return info, tuple(d.name for d in doms), tuple(d.uuid for d in doms)
+
+
+def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool = False, live=None) -> pf.HostSnap:
     out, inc, reserved = _slots(h, exclude_job)
     base = dict(
         pk=h.pk,
@@ -46,22 +57,17 @@ def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool 
         incoming_active=inc,
         reserved_incoming_mib=reserved,
     )
-    try:
-        info = driver.host_info(h.uri)
-        names: tuple[str, ...] = ()
-        uuids: tuple[str, ...] = ()
-        if with_domains:
-            doms = driver.list_domains(h.uri)
-            names, uuids = tuple(d.name for d in doms), tuple(d.uuid for d in doms)
-    except DriverError as err:
+    live = _live_host(h.uri, with_domains) if live is None else live
+    if isinstance(live, DriverError):
         return pf.HostSnap(
             reachable=False,
-            error=err.message,
+            error=live.message,
             host_uuid=h.host_uuid,
             memory_free_mib=h.memory_free_mib,
             bridges=tuple(h.bridges or ()),
             **base,
         )
+    info, names, uuids = live
     return pf.HostSnap(
         reachable=True,
         host_uuid=info.host_uuid,
@@ -101,6 +107,13 @@ def _cpu(source: Hypervisor, target: Hypervisor) -> tuple[str, str]:
         return "", err.message
 
 
+def _find(uri: str, uuid: str) -> DomainInfo | None:
+    try:
+        return driver.get_domain(uri, uuid)
+    except DriverError:
+        return None
+
+
 def gather(
     guest: Guest,
     source: Hypervisor,
@@ -111,15 +124,22 @@ def gather(
     source_snap: pf.HostSnap | None = None,
     live: DomainInfo | None | bool = False,
 ) -> pf.Facts:
-    """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets."""
-    if live is False:
-        try:
-            live = driver.get_domain(source.uri, str(guest.uuid))
-        except DriverError:
-            live = None
-    src = source_snap or host_snap(source, exclude_job)
-    dst = host_snap(target, exclude_job, with_domains=True)
-    cpu_result, cpu_message = _cpu(source, target) if src.reachable and dst.reachable else ("", "a host is down")
+    """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets.
+
+    The libvirt questions (both hosts, the guest, the CPU comparison) go out in parallel: the
+    pre-flight sits on the request path and again at job start, so its latency is the operator's."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
+        f_live = pool.submit(_find, source.uri, str(guest.uuid)) if live is False else None
+        f_src = pool.submit(_live_host, source.uri, False) if source_snap is None else None
+        f_dst = pool.submit(_live_host, target.uri, True)
+        f_cpu = pool.submit(_cpu, source, target)
+        if f_live is not None:
+            live = f_live.result()
+        src = source_snap or host_snap(source, exclude_job, live=f_src.result())
+        dst = host_snap(target, exclude_job, with_domains=True, live=f_dst.result())
+        cpu_result, cpu_message = f_cpu.result()
+    if not (src.reachable and dst.reachable):
+        cpu_result, cpu_message = "", "a host is down"
     return pf.Facts(
         guest=guest_snap(guest, live if isinstance(live, DomainInfo) else None),
         source=src,
