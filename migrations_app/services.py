@@ -115,7 +115,7 @@ def transition(job_id: int, new: str, *, expected=None, message: str = "", **fie
         fields.setdefault("finished_at", now)
         fields.setdefault("phase", Phase.DONE)
     with transaction.atomic():
-        n = MigrationJob.objects.filter(pk=job_id, state__in=[s.value for s in expected]).update(
+        n = MigrationJob.objects.filter(pk=job_id, state__in=[State(s).value for s in expected]).update(
             state=new, updated_at=now, **fields
         )
         if n == 0:
