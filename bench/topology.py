@@ -111,7 +111,7 @@ def add_guests(hosts, nfs, local, start: int, stop: int) -> None:
     GuestNic.objects.bulk_create(nics, batch_size=1000)
 
 
-def measure(client, url: str, runs: int) -> tuple[int, list[float], int]:
+def measure(client, url: str, runs: int) -> tuple[int, list[float], int, list[float]]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -120,12 +120,13 @@ def measure(client, url: str, runs: int) -> tuple[int, list[float], int]:
         response = client.get(url)
     queries = len(ctx.captured_queries)  # now: a later reconnect clears the connection's query log
     assert response.status_code == 200, (url, response.status_code)
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         response = client.get(url)
         times.append((time.perf_counter() - t0) * 1000)
-    return queries, times, len(response.content)
+        cpu.append((time.process_time() - c0) * 1000)
+    return queries, times, len(response.content), cpu
 
 
 def p95(values: list[float]) -> float:
@@ -152,7 +153,7 @@ def main() -> None:
 
         hosts, nfs, local = make_hosts()
         pages = {"topology": "/", "guest table": "/guests/", "guest table sorted": "/guests/?sort=-memory&page=7"}
-        results: dict[str, dict[str, tuple[int, list[float], int]]] = {}
+        results: dict[str, dict[str, tuple[int, list[float], int, list[float]]]] = {}
         for label, per_host in (("small", SMALL_PER_HOST), ("large", LARGE_PER_HOST)):
             already = 0 if label == "small" else SMALL_PER_HOST
             add_guests(hosts, nfs, local, already, per_host)
@@ -160,13 +161,14 @@ def main() -> None:
 
         print(f"{HOSTS} hypervisors; small = {HOSTS * SMALL_PER_HOST} guests, large = {HOSTS * LARGE_PER_HOST} guests;")
         print(f"{args.runs} timed renders per page (Django test Client, DEBUG off, SQLite WAL, 2-core machine)")
-        print(f"{'page':<20} {'size':<6} {'queries':>7} {'median ms':>10} {'p95 ms':>8} {'KiB':>6}")
+        print(f"load average before the run: {os.getloadavg()[0]:.2f} (other processes share the 2 cores)")
+        print(f"{'page':<20} {'size':<6} {'queries':>7} {'median ms':>10} {'p95 ms':>8} {'cpu med ms':>10} {'KiB':>6}")
         for name in pages:
             for label in ("small", "large"):
-                queries, times, size = results[label][name]
+                queries, times, size, cpu = results[label][name]
                 print(
                     f"{name:<20} {label:<6} {queries:>7} {statistics.median(times):>10.1f} {p95(times):>8.1f}"
-                    f" {size / 1024:>6.0f}"
+                    f" {statistics.median(cpu):>10.1f} {size / 1024:>6.0f}"
                 )
             ratio = p95(results["large"][name][1]) / p95(results["small"][name][1])
             print(f"{name:<20} large/small p95 ratio = {ratio:.2f}")

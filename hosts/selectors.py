@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 
 from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
 
-CHIPS_PER_HOST = 12
+CHIPS_PER_HOST = 8
 GUESTS_PER_PAGE = 100
 PALETTE_SIZE = 8  # storage colours in app.css: --st-0 .. --st-7 (by pk, so a pushed card keeps its colour)
 

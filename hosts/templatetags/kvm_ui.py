@@ -119,7 +119,8 @@ def _chip(g, guest_base: str) -> str:
     name = escape(g.name)
     storage = g.storage
     title = [f"{g.name}: {label}, {g.vcpus} vCPU, {mib(g.memory_mib)}"]
-    title += [f"disks on {s.name}" for s in storage.servers]
+    if storage.servers:
+        title.append("on " + " ".join(s.name for s in storage.servers))
     if storage.unshared:
         title.append("NOT on shared storage: " + " ".join(storage.unshared))
     if storage.uncached:
