@@ -65,3 +65,15 @@ async def test_viewer_receives_just_the_changed_host_and_guest(make_user, cluste
     assert f'<tr id="guest-{cluster["db"].pk}-row" hx-swap-oob="true">' in html
     assert f'id="hypervisor-{cluster["hv_b"].pk}-card"' not in html  # only what changed
     assert 'id="topology-graph"' not in html
+
+
+async def test_socket_is_closed_when_the_session_is_revoked(make_user):
+    from accounts import events as account_events
+
+    user = await sync_to_async(make_user)("viewer")
+    communicator = _communicator(user)
+    assert (await communicator.connect())[0]
+    await sync_to_async(account_events._send_revoked)(user.pk)
+    message = await communicator.receive_output(timeout=10)
+    assert message["type"] == "websocket.close"
+    await communicator.wait()
