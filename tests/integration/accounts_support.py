@@ -8,7 +8,8 @@ from accounts.services import _set_role_groups
 PASSWORD = "Corr3ct-Horse-Battery"
 
 
-def make_user(username: str, role: str | None = None, password: str = PASSWORD, **extra):
+def make_user(username: str, role: str | None = None, password: str | None = PASSWORD, **extra):
+    """A user holding `role`; password=None skips the (slow, on purpose) password hashing."""
     user = get_user_model().objects.create_user(username=username, password=password, **extra)
     if role:
         _set_role_groups(user, role)
