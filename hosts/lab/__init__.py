@@ -2,7 +2,9 @@
 
 Public API (what commands, tests and benchmarks use):
     up(wait=True) -> UpResult        down() -> list[str]        reset() -> UpResult      status() -> dict
-    is_up() -> bool                  paths() -> Paths            HOSTS, GUESTS, host(name), guest(name)
+    is_up() -> bool                  paths() -> Paths
+    HOSTS, GUESTS, host(name), guest(name)
+    stop_host(name)                  (that host's libvirtd only, its guests keep running; up() restarts it)
     set_workload(name, fill, dirty)  heartbeat(name)  wait_heartbeat(name, above, timeout)
     disk_heartbeat(name)             placement()      running_on(name)    current_host(name)
 See docs/lab.md.
@@ -19,7 +21,7 @@ from .guests import (
     wait_heartbeat,
 )
 from .procs import LabError
-from .service import UpResult, down, is_up, preflight, reset, status, up
+from .service import UpResult, down, is_up, preflight, reset, status, stop_host, up
 
 __all__ = [
     "GUESTS",
@@ -43,6 +45,7 @@ __all__ = [
     "running_on",
     "set_workload",
     "status",
+    "stop_host",
     "up",
     "wait_heartbeat",
 ]

@@ -16,7 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import guests, hosts, image, network, nfs
-from .config import GUESTS, HOSTS, LIBVIRT_TCP_PORT, MOUNTD_PORT, NFS_ADDRESS, NFS_PORT, RPCBIND_PORT, Paths, paths
+from .config import (
+    GUESTS,
+    HOSTS,
+    LIBVIRT_TCP_PORT,
+    MOUNTD_PORT,
+    NFS_ADDRESS,
+    NFS_PORT,
+    RPCBIND_PORT,
+    Paths,
+    host,
+    paths,
+)
 from .procs import LabError, alive, listening_ports, load_state, record, require_root, save_state, stop, which
 
 REQUIRED = (
@@ -158,6 +169,20 @@ def down(p: Paths | None = None) -> list[str]:
         state.pop("up_at", None)
         save_state(p, state)
     return listening_ports(lab_ports())
+
+
+def stop_host(name: str, p: Paths | None = None) -> None:
+    """Stop one host's libvirtd only (its guests' QEMUs keep running, as after a real daemon crash).
+    The host then reads as unreachable; `up()` restarts the daemon, which reattaches to its guests."""
+    require_root()
+    p = p or paths()
+    host(name)  # KeyError for an unknown host
+    with _locked(p):
+        state = load_state(p)
+        entry = state.get("hosts", {}).get(name)
+        stop([entry] if entry else [], timeout=15)
+        state.get("hosts", {}).pop(name, None)
+        save_state(p, state)
 
 
 def lab_ports() -> set[int]:

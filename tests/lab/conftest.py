@@ -25,13 +25,16 @@ def lab():
         if _ci():
             pytest.fail(f"CI=true but the lab cannot run here: {exc}", pytrace=False)
         pytest.skip(f"lab unavailable: {exc}")
-    was_up = kvmlab.is_up()
     try:
         res = kvmlab.up(wait=True)
     except kvmlab.LabError as exc:
         # Root and every binary are there: a lab that does not start is a failure, not a skip.
         pytest.fail(f"lab up failed: {exc}", pytrace=False)
-    handle = LabHandle(started=not was_up, up_seconds=res.seconds)
+    # Ours to take down only if this call started the daemons: another session may have started the lab
+    # while we waited for its lock.
+    handle = LabHandle(
+        started=bool({"nfs", *(h.name for h in kvmlab.HOSTS)} & set(res.started)), up_seconds=res.seconds
+    )
     yield handle
     if handle.started and kvmlab.is_up():
         kvmlab.down()
