@@ -30,11 +30,10 @@ def lab():
     except kvmlab.LabError as exc:
         # Root and every binary are there: a lab that does not start is a failure, not a skip.
         pytest.fail(f"lab up failed: {exc}", pytrace=False)
-    # Ours to take down only if this call started the daemons: another session may have started the lab
-    # while we waited for its lock.
-    handle = LabHandle(
-        started=bool({"nfs", *(h.name for h in kvmlab.HOSTS)} & set(res.started)), up_seconds=res.seconds
-    )
+    # Ours to take down only if this call started it from nothing: another session may have started the
+    # lab while we waited for its lock, and a lab we merely repaired (one daemon restarted) is not ours.
+    ours = {"nfs", *(h.name for h in kvmlab.HOSTS)} <= set(res.started)
+    handle = LabHandle(started=ours, up_seconds=res.seconds)
     yield handle
     if handle.started and kvmlab.is_up():
         kvmlab.down()
