@@ -1,0 +1,74 @@
+"""The lab's guest definitions and error messages, without running anything (no root, no libvirt)."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from hosts.lab import config, guests, procs
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return config.Paths(tmp_path / "kvmlab")
+
+
+def test_guest_disk_is_an_nfs_network_disk_on_the_export_with_the_specs_cache(paths):
+    for spec in config.GUESTS:
+        root = ET.fromstring(guests.domain_xml(paths, spec))
+        disk = root.find("devices/disk")
+        assert disk.get("type") == "network"
+        assert disk.find("source").get("protocol") == "nfs"
+        assert disk.find("source").get("name") == str(paths.export / f"{spec.name}.qcow2")
+        assert disk.find("source/host").get("name") == "127.0.0.1"
+        assert disk.find("driver").get("cache") == spec.cache
+    assert config.guest("lab-gcache").cache == "writeback"
+    assert {g.cache for g in config.GUESTS if g.start} == {"none"}
+
+
+def test_guest_is_tcg_with_workload_on_the_kernel_cmdline(paths):
+    root = ET.fromstring(guests.domain_xml(paths, config.guest("lab-g1"), fill=40, dirty=3))
+    assert root.get("type") == "qemu"
+    assert root.find("memory").text == "256"
+    assert "fill=40 dirty=3" in root.find("os/cmdline").text
+    assert root.find("uuid").text == guests.uuid_of("lab-g1")
+
+
+def test_nics_plug_into_the_specs_bridges_and_only_hv_a_shows_br_a_only(paths):
+    root = ET.fromstring(guests.domain_xml(paths, config.guest("lab-g3")))
+    assert [i.find("source").get("bridge") for i in root.findall("devices/interface")] == ["br0", "br-a-only"]
+    assert "br-a-only" in config.host("hv-a").bridges
+    assert "br-a-only" not in config.host("hv-b").bridges
+
+
+def test_hosts_differ_in_uuid_address_and_migration_ports():
+    a, b = config.HOSTS
+    assert a.host_uuid != b.host_uuid and a.address != b.address
+    assert set(range(a.migration_port_min, a.migration_port_max + 1)).isdisjoint(
+        range(b.migration_port_min, b.migration_port_max + 1)
+    )
+    assert (a.uri, b.uri) == ("qemu+tcp://127.0.55.2/system", "qemu+tcp://127.0.55.3/system")
+
+
+def test_state_dir_under_var_or_run_is_refused(settings):
+    settings.KVMLAB_DIR = Path("/var/tmp/kvmlab")
+    with pytest.raises(ValueError, match="remounts privately"):
+        config.paths()
+
+
+def test_missing_binary_error_names_the_fix(monkeypatch):
+    monkeypatch.setattr(procs.shutil, "which", lambda *a, **k: None)
+    with pytest.raises(procs.LabError, match=r"make install.*apt-get install -y --no-install-recommends nfs-ganesha"):
+        procs.which("ganesha.nfsd")
+
+
+def test_heartbeat_is_the_last_count_after_the_offset(paths):
+    paths.logs.mkdir(parents=True)
+    log = paths.console_log("lab-g1")
+    log.write_bytes(b"GUEST-BOOTED\nHB 1 up=1\nHB 2 up=2\n")
+    mark = log.stat().st_size
+    with open(log, "ab") as f:
+        f.write(b"GUEST-BOOTED\nHB 1 up=1\n")
+    assert guests.heartbeat("lab-g1", p=paths) == 1
+    assert guests.heartbeat("lab-g1", after_offset=mark, p=paths) == 1
+    assert guests.heartbeat("lab-g2", p=paths) is None
