@@ -3,6 +3,7 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from hosts import lab
 from hosts.lab import registry
@@ -40,7 +41,13 @@ class Command(BaseCommand):
         started = ", ".join(res.started) if res.started else "nothing (already running)"
         self.stdout.write(self.style.SUCCESS(f"{what} in {res.seconds:.1f} s; started: {started}"))
         if register:
-            reg = registry.register()
+            try:
+                reg = registry.register()
+            except DatabaseError as exc:
+                self.stderr.write(
+                    f"lab is up but not registered in the dashboard ({exc}); run `manage.py migrate` first"
+                )
+                return
             names = ", ".join(f"{hv.name} ({hv.uri})" for hv in reg["hypervisors"])
             self.stdout.write(f"registered storage server {reg['storage'].name} and hypervisors {names}")
             self.stdout.write(registry.refresh_inventory())
