@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
 
@@ -126,10 +126,22 @@ class Topology:
     summary: ClusterSummary
 
 
+def _guest_count(**filters) -> Coalesce:
+    """Guests per host as a correlated subquery: cheaper than JOIN + GROUP BY every host column."""
+    per_host = (
+        Guest.objects.filter(hypervisor=OuterRef("pk"), **filters)
+        .order_by()
+        .values("hypervisor")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(per_host, output_field=IntegerField()), 0)
+
+
 def _hypervisors() -> QuerySet[Hypervisor]:
     return Hypervisor.objects.annotate(
-        guest_count=Count("guests"),
-        running_count=Count("guests", filter=Q(guests__power=Guest.Power.RUNNING)),
+        guest_count=_guest_count(),
+        running_count=_guest_count(power=Guest.Power.RUNNING),
     ).prefetch_related(
         Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol"), to_attr="mounts")
     )

@@ -172,3 +172,42 @@ def storage_cell(guest) -> str:
             f"cache: {escape(', '.join(storage.uncached))}</span>"
         )
     return mark_safe(" ".join(parts))  # noqa: S308 (every value escaped above)
+
+
+def _bar(dom_id: str, label: str, pct: int, text: str, spoken: str) -> str:
+    width = clamp_pct(pct)
+    return (
+        f'<div class="bar"><span class="bar__label" id="{dom_id}-label">{label}</span>'
+        f'<div class="bar__track" role="meter" aria-labelledby="{dom_id}-label" aria-valuemin="0" '
+        f'aria-valuemax="100" aria-valuenow="{width}" aria-valuetext="{escape(spoken)}">'
+        f'<div class="bar__fill bar__fill--{level(pct)}" style="width:{width}%"></div></div>'
+        f'<span class="bar__text" id="{dom_id}">{escape(text)}</span></div>'
+    )
+
+
+@register.simple_tag
+def capacity_bars(h) -> str:
+    """CPU and memory bars of a host card: visible text + role=meter with a spoken value.
+
+    Ids: hypervisor-<pk>-cpu and hypervisor-<pk>-memory (the texts), each with a `-label`.
+    """
+    cpu, mem = h.cpu_used_percent, h.memory_used_percent
+    used, total = mib(h.memory_used_mib), mib(h.memory_total_mib)
+    return mark_safe(  # noqa: S308 (every value escaped above)
+        '<div class="bars">'
+        + _bar(
+            f"hypervisor-{h.pk}-cpu",
+            "CPU",
+            cpu,
+            f"{h.vcpus_allocated}/{h.cpus} vCPU · {cpu}%",
+            f"{h.vcpus_allocated} of {h.cpus} CPUs allocated to running guests, {cpu} percent",
+        )
+        + _bar(
+            f"hypervisor-{h.pk}-memory",
+            "Memory",
+            mem,
+            f"{used}/{total} · {mem}%",
+            f"{used} of {total} in use, {mem} percent",
+        )
+        + "</div>"
+    )
