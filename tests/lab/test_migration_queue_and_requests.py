@@ -34,7 +34,7 @@ def test_second_move_from_a_busy_host_waits_queued_then_runs_in_order(mlab, lab,
     mlab.ensure_on("lab-g2", "hv-a")
     first = mlab.request("lab-g1", "hv-b", bandwidth_mibps=10)
     second = mlab.request("lab-g2", "hv-b")
-    assert first.state == "pending"
+    assert first.state in ("pending", "running")  # the worker may already have claimed it
     assert second.state == "queued"
     assert {"key": "concurrency", "status": "warn"}.items() <= {
         k: v for i in second.preflight if i["key"] == "concurrency" for k, v in i.items()
