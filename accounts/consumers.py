@@ -24,7 +24,9 @@ from accounts.events import user_group
 from accounts.permissions import user_can
 from accounts.roles import Perm
 
-CLOSE_REVOKED = 4401  # an application close code: "your session or role changed, reconnect"
+# 1012 "service restart": the htmx ws extension reconnects only after 1006/1011/1012/1013, and the
+# reconnect is what re-checks the user's session and role (refused after logout or deactivation).
+CLOSE_REVOKED = 1012
 
 
 class PermissionCheckedMixin:
