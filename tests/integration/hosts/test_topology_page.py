@@ -98,3 +98,37 @@ def test_query_count_does_not_grow_with_the_cluster(client_as, cluster):
     for i in range(60):
         add_guest(cluster["hv_a" if i % 2 else "hv_b"], f"more{i:02d}", disk=f"/var/lib/libvirt/images/m{i}.qcow2")
     assert count() == small
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def _unbalanced(html: str) -> list[str]:
+    """Tags closed without being open (or left open): the browser would re-parent what follows."""
+    from html.parser import HTMLParser
+
+    problems, stack = [], []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in VOID:
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if stack and stack[-1] == tag:
+                stack.pop()
+            else:
+                problems.append(f"</{tag}> while <{stack[-1] if stack else '-'}> is open")
+
+    Checker().feed(html)
+    return problems + [f"<{t}> never closed" for t in stack]
+
+
+def test_page_and_pushed_partials_are_well_formed(client_as, cluster):
+    from hosts import events
+
+    html = client_as("viewer").get(reverse("topology")).content.decode()
+    assert _unbalanced(html.split("<body", 1)[1].rsplit("</body>", 1)[0].split(">", 1)[1]) == []
+    assert _unbalanced(events.render_topology_push()) == []
+    push = events.render_topology_push(hypervisor_ids=[cluster["hv_a"].pk], guest_ids=[cluster["web"].pk])
+    assert _unbalanced(push) == []
