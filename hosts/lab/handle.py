@@ -71,8 +71,9 @@ class LabHandle:
     def heartbeat(self, guest_name: str) -> int | None:
         return guests.heartbeat(guest_name, p=self.paths)
 
-    def wait_heartbeat(self, guest_name: str, above: int = 0, timeout: float = 60) -> int:
-        return guests.wait_heartbeat(guest_name, above=above, timeout=timeout, p=self.paths)
+    def wait_heartbeat(self, guest_name: str, above: int = 0, timeout: float = 60, after_offset: int = 0) -> int:
+        """Wait for a heartbeat > `above`, counting only log bytes after `after_offset` (see console_offset)."""
+        return guests.wait_heartbeat(guest_name, above=above, timeout=timeout, after_offset=after_offset, p=self.paths)
 
     def disk_heartbeat(self, guest_name: str) -> int | None:
         return guests.disk_heartbeat(guest_name, p=self.paths)

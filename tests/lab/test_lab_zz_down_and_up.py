@@ -1,18 +1,44 @@
-"""`down` leaves no lab process and no lab port; `up` brings it all back. Named zz_ to run last."""
+"""`reset` restores the initial placement; `down` leaves no lab process and no lab port; `up` brings it all
+back. Both restart every guest, so this file runs last (tests/lab/conftest.py sorts it to the end)."""
 
 import os
 
 import pytest
 
 from hosts import lab as kvmlab
+from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.types import MigrationOptions
 from hosts.lab import hosts as lab_hosts
 from hosts.lab import procs, service
 
 
-def test_down_leaves_nothing_running_or_listening_then_up_restores(lab):
+def _ours_to_disrupt(lab) -> None:
     if not lab.started and os.environ.get("CI", "").lower() != "true":
-        # Someone else's lab (another session may be mid-migration on it): not ours to take down.
-        pytest.skip("the lab was already running before this session; run with CI=true to test down on it")
+        # Someone else's lab (another session may be mid-migration on it): not ours to restart.
+        pytest.skip("the lab was already running before this session; run with CI=true to test this on it")
+
+
+def test_reset_restores_initial_placement(lab):
+    _ours_to_disrupt(lab)
+    name = "lab-g1"
+    initial = lab.guests[name]
+    if lab.current_host(name) == initial:
+        driver.migrate(lab.uri(initial), lab.uri(lab.other_host(initial)), lab.guest_uuids[name], MigrationOptions())
+    assert lab.running_on(name) == [lab.other_host(initial)]
+    mark = lab.console_offset(name)
+
+    lab.reset()
+
+    placement = lab.placement()
+    for guest_name, host_name in lab.guests.items():
+        expected = "running" if guest_name in lab.running_guests else "shut off"
+        assert placement[guest_name] == {host_name: expected}, guest_name
+    assert "GUEST-BOOTED" in lab.console_text(name, after_offset=mark)  # rebooted, on its initial host
+    assert lab.wait_heartbeat(name, timeout=60, after_offset=mark) >= 1
+
+
+def test_down_leaves_nothing_running_or_listening_then_up_restores(lab):
+    _ours_to_disrupt(lab)
     state = procs.load_state(lab.paths)
     recorded = [*state["hosts"].values(), state["nfs"]["ganesha"]]
     if "rpcbind" in state["nfs"]:
