@@ -92,6 +92,7 @@ def test_htmx_filter_returns_only_the_results_partial(viewer, trail):
     body = response.content.decode()
     assert response.status_code == 200 and body.lstrip().startswith('<div id="audit-results"')
     assert "<html" not in body and "migration.failed" in body
+    assert 'href="/audit/export/?outcome=failed&amp;format=csv"' in body  # export follows the swapped filter
 
 
 def test_keyset_pages_walk_every_row_once(viewer, db):
