@@ -5,119 +5,211 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Guest',
+            name="Guest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.UUIDField(unique=True)),
-                ('name', models.CharField(db_index=True, max_length=128)),
-                ('power', models.CharField(choices=[('running', 'Running'), ('paused', 'Paused'), ('shutoff', 'Shut off'), ('shutdown', 'Shutting down'), ('crashed', 'Crashed'), ('pmsuspended', 'Suspended'), ('blocked', 'Blocked'), ('missing', 'Not found on its host'), ('unknown', 'Unknown')], default='unknown', max_length=16)),
-                ('persistent', models.BooleanField(default=True)),
-                ('vcpus', models.PositiveIntegerField(default=1)),
-                ('memory_mib', models.PositiveBigIntegerField(default=0)),
-                ('migrating', models.BooleanField(default=False, help_text='Set while a guest migration owns this guest.')),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("uuid", models.UUIDField(unique=True)),
+                ("name", models.CharField(db_index=True, max_length=128)),
+                (
+                    "power",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("shutoff", "Shut off"),
+                            ("shutdown", "Shutting down"),
+                            ("crashed", "Crashed"),
+                            ("pmsuspended", "Suspended"),
+                            ("blocked", "Blocked"),
+                            ("missing", "Not found on its host"),
+                            ("unknown", "Unknown"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                    ),
+                ),
+                ("persistent", models.BooleanField(default=True)),
+                ("vcpus", models.PositiveIntegerField(default=1)),
+                ("memory_mib", models.PositiveBigIntegerField(default=0)),
+                (
+                    "migrating",
+                    models.BooleanField(default=False, help_text="Set while a guest migration owns this guest."),
+                ),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Hypervisor',
+            name="Hypervisor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('uri', models.CharField(help_text='libvirt URI, e.g. qemu+tcp://10.0.0.2/system', max_length=255, unique=True)),
-                ('migration_address', models.CharField(blank=True, help_text="Address the migration stream should use (blank: libvirt's default).", max_length=255)),
-                ('state', models.CharField(choices=[('unknown', 'Not yet contacted'), ('online', 'Online'), ('offline', 'Offline'), ('maintenance', 'Maintenance')], default='unknown', max_length=16)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('host_uuid', models.CharField(blank=True, max_length=64)),
-                ('hostname', models.CharField(blank=True, max_length=255)),
-                ('cpu_model', models.CharField(blank=True, max_length=128)),
-                ('cpus', models.PositiveIntegerField(default=0)),
-                ('vcpus_allocated', models.PositiveIntegerField(default=0, help_text='vCPUs of running guests.')),
-                ('memory_total_mib', models.PositiveBigIntegerField(default=0)),
-                ('memory_free_mib', models.PositiveBigIntegerField(default=0)),
-                ('bridges', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                (
+                    "uri",
+                    models.CharField(
+                        help_text="libvirt URI, e.g. qemu+tcp://10.0.0.2/system", max_length=255, unique=True
+                    ),
+                ),
+                (
+                    "migration_address",
+                    models.CharField(
+                        blank=True,
+                        help_text="Address the migration stream should use (blank: libvirt's default).",
+                        max_length=255,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Not yet contacted"),
+                            ("online", "Online"),
+                            ("offline", "Offline"),
+                            ("maintenance", "Maintenance"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("host_uuid", models.CharField(blank=True, max_length=64)),
+                ("hostname", models.CharField(blank=True, max_length=255)),
+                ("cpu_model", models.CharField(blank=True, max_length=128)),
+                ("cpus", models.PositiveIntegerField(default=0)),
+                ("vcpus_allocated", models.PositiveIntegerField(default=0, help_text="vCPUs of running guests.")),
+                ("memory_total_mib", models.PositiveBigIntegerField(default=0)),
+                ("memory_free_mib", models.PositiveBigIntegerField(default=0)),
+                ("bridges", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='StorageServer',
+            name="StorageServer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('address', models.CharField(help_text='Host name or IP the export is served from.', max_length=255)),
-                ('export_path', models.CharField(help_text='Path exported by the server, e.g. /srv/images.', max_length=255)),
-                ('protocol', models.CharField(choices=[('nfs', 'NFS'), ('iscsi', 'iSCSI'), ('ceph', 'Ceph RBD'), ('local', 'Local directory (not shared)')], default='nfs', max_length=16)),
-                ('mount_path', models.CharField(default='/var/lib/libvirt/images', help_text='Where the hypervisors mount the export (the same path on every host).', max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("address", models.CharField(help_text="Host name or IP the export is served from.", max_length=255)),
+                (
+                    "export_path",
+                    models.CharField(help_text="Path exported by the server, e.g. /srv/images.", max_length=255),
+                ),
+                (
+                    "protocol",
+                    models.CharField(
+                        choices=[
+                            ("nfs", "NFS"),
+                            ("iscsi", "iSCSI"),
+                            ("ceph", "Ceph RBD"),
+                            ("local", "Local directory (not shared)"),
+                        ],
+                        default="nfs",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "mount_path",
+                    models.CharField(
+                        default="/var/lib/libvirt/images",
+                        help_text="Where the hypervisors mount the export (the same path on every host).",
+                        max_length=255,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='GuestNic',
+            name="GuestNic",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mac', models.CharField(max_length=32)),
-                ('kind', models.CharField(help_text='libvirt interface type: bridge, network, user ...', max_length=16)),
-                ('bridge', models.CharField(blank=True, max_length=64)),
-                ('network', models.CharField(blank=True, max_length=64)),
-                ('model', models.CharField(blank=True, max_length=32)),
-                ('guest', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='nics', to='hosts.guest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("mac", models.CharField(max_length=32)),
+                (
+                    "kind",
+                    models.CharField(help_text="libvirt interface type: bridge, network, user ...", max_length=16),
+                ),
+                ("bridge", models.CharField(blank=True, max_length=64)),
+                ("network", models.CharField(blank=True, max_length=64)),
+                ("model", models.CharField(blank=True, max_length=32)),
+                (
+                    "guest",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="nics", to="hosts.guest"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['mac'],
+                "ordering": ["mac"],
             },
         ),
         migrations.AddField(
-            model_name='guest',
-            name='hypervisor',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='guests', to='hosts.hypervisor'),
+            model_name="guest",
+            name="hypervisor",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="guests", to="hosts.hypervisor"
+            ),
         ),
         migrations.AddField(
-            model_name='hypervisor',
-            name='storage_servers',
-            field=models.ManyToManyField(blank=True, related_name='hypervisors', to='hosts.storageserver'),
+            model_name="hypervisor",
+            name="storage_servers",
+            field=models.ManyToManyField(blank=True, related_name="hypervisors", to="hosts.storageserver"),
         ),
         migrations.CreateModel(
-            name='GuestDisk',
+            name="GuestDisk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target', models.CharField(max_length=32)),
-                ('device', models.CharField(default='disk', max_length=16)),
-                ('source_type', models.CharField(help_text='file, block, network, volume', max_length=16)),
-                ('source', models.CharField(blank=True, help_text="Path, or the network disk's name.", max_length=1024)),
-                ('source_protocol', models.CharField(blank=True, max_length=16)),
-                ('source_host', models.CharField(blank=True, max_length=255)),
-                ('format', models.CharField(blank=True, max_length=16)),
-                ('cache', models.CharField(blank=True, help_text='libvirt cache mode; blank = hypervisor default', max_length=16)),
-                ('guest', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='disks', to='hosts.guest')),
-                ('storage_server', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='hosts.storageserver')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("target", models.CharField(max_length=32)),
+                ("device", models.CharField(default="disk", max_length=16)),
+                ("source_type", models.CharField(help_text="file, block, network, volume", max_length=16)),
+                (
+                    "source",
+                    models.CharField(blank=True, help_text="Path, or the network disk's name.", max_length=1024),
+                ),
+                ("source_protocol", models.CharField(blank=True, max_length=16)),
+                ("source_host", models.CharField(blank=True, max_length=255)),
+                ("format", models.CharField(blank=True, max_length=16)),
+                (
+                    "cache",
+                    models.CharField(
+                        blank=True, help_text="libvirt cache mode; blank = hypervisor default", max_length=16
+                    ),
+                ),
+                (
+                    "guest",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="disks", to="hosts.guest"
+                    ),
+                ),
+                (
+                    "storage_server",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="hosts.storageserver"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['target'],
+                "ordering": ["target"],
             },
         ),
         migrations.AddIndex(
-            model_name='guest',
-            index=models.Index(fields=['hypervisor', 'name'], name='hosts_guest_hypervi_19aa1c_idx'),
+            model_name="guest",
+            index=models.Index(fields=["hypervisor", "name"], name="hosts_guest_hypervi_19aa1c_idx"),
         ),
         migrations.AddConstraint(
-            model_name='guestdisk',
-            constraint=models.UniqueConstraint(fields=('guest', 'target'), name='disk_target_unique_per_guest'),
+            model_name="guestdisk",
+            constraint=models.UniqueConstraint(fields=("guest", "target"), name="disk_target_unique_per_guest"),
         ),
     ]
