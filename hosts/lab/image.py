@@ -7,6 +7,7 @@ thing that changes between builds, so a changed script rebuilds only the initram
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import os
 import shutil
@@ -111,8 +112,6 @@ def ensure(p: Paths) -> bool:
     cpio = subprocess.run(
         [which("cpio"), "-o", "-H", "newc", "--quiet"], cwd=root, input=files, capture_output=True, check=True
     ).stdout
-    import gzip
-
     tmp.write_bytes(gzip.compress(cpio, compresslevel=1))
     tmp.replace(p.initramfs)
     stamp.write_text(_init_digest())

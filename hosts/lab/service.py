@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import grp
+import os
 import pwd
 import time
 from contextlib import contextmanager
@@ -61,8 +62,6 @@ def preflight() -> None:
         raise LabError(
             "user libvirt-qemu / group kvm missing (libvirtd refuses to start). Fix: `make install`"
         ) from exc
-    import os
-
     if not os.path.exists("/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so"):
         raise LabError("QEMU has no NFS block driver. Fix: `make install` (or: apt-get install -y qemu-block-extra)")
 
