@@ -2,7 +2,7 @@
 
 Public API (what commands, tests and benchmarks use):
     up(wait=True) -> UpResult        down() -> list[str]        reset() -> UpResult      status() -> dict
-    is_up() -> bool                  paths() -> Paths
+    is_up() -> bool                  paths() -> Paths            build_image() (kernel + initramfs only, no root)
     HOSTS, GUESTS, host(name), guest(name)
     stop_host(name)                  (that host's libvirtd only, its guests keep running; up() restarts it)
     set_workload(name, fill, dirty)  heartbeat(name)  wait_heartbeat(name, above, timeout)
@@ -21,7 +21,7 @@ from .guests import (
     wait_heartbeat,
 )
 from .procs import LabError
-from .service import UpResult, down, is_up, preflight, reset, status, stop_host, up
+from .service import UpResult, build_image, down, is_up, preflight, reset, status, stop_host, up
 
 __all__ = [
     "GUESTS",
@@ -31,6 +31,7 @@ __all__ = [
     "LabError",
     "Paths",
     "UpResult",
+    "build_image",
     "current_host",
     "disk_heartbeat",
     "down",

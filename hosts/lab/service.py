@@ -90,6 +90,16 @@ class UpResult:
         return bool(self.started)
 
 
+def build_image(p: Paths | None = None) -> str:
+    """Build (or find cached) the guests' kernel + initramfs; returns a line for the operator."""
+    p = p or paths()
+    t0 = time.monotonic()
+    with _locked(p):
+        built = image.ensure(p)
+    what = "built" if built else "already built"
+    return f"guest image {what} in {time.monotonic() - t0:.1f} s: {p.kernel}, {p.initramfs}"
+
+
 def is_up(p: Paths | None = None) -> bool:
     p = p or paths()
     state = load_state(p)
