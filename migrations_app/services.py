@@ -236,6 +236,8 @@ def migration_request(
                 f"requested by {actor}: {kind} move {source.name} → {target.name}",
                 {"preflight": pf.verdict(items)},
             )
+            admit_queued()  # takes the hypervisor row locks: before the audit row (accounts docs: audit last)
+            transaction.on_commit(lambda: events.push_job(job.pk))
             audit_record(
                 action="migration.requested",
                 migration_id=job.pk,
@@ -243,8 +245,6 @@ def migration_request(
                 message=f"preflight {pf.verdict(items)}",
                 **audit,
             )
-            admit_queued()
-            transaction.on_commit(lambda: events.push_job(job.pk))
     except IntegrityError as err:
         active = MigrationJob.objects.filter(
             guest=guest, state__in=[State.PENDING, State.QUEUED, State.RUNNING, State.CANCELLING]
