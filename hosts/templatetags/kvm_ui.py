@@ -1,12 +1,12 @@
 """Small template helpers shared by every page (loaded as `{% load kvm_ui %}`)."""
 
 import functools
+from html import escape  # the stdlib one: django's is lazy-wrapped, 3x slower per call
 
 from django import template
 from django.template.exceptions import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 register = template.Library()
