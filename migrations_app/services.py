@@ -15,7 +15,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -147,6 +147,18 @@ def enqueue(job_id: int) -> None:
     _enqueue(job_id)
 
 
+ADMISSION_LOCK_KEY = 0x6B766D6D  # "kvmm": one advisory lock serializes slot accounting
+
+
+def _admission_lock() -> None:
+    """Serialize slot accounting. PostgreSQL: a transaction-level advisory lock (row locks on hypervisors
+    deadlocked against the job insert's FK key-share locks and the inventory's updates). SQLite: every
+    transaction is BEGIN IMMEDIATE (settings), so writers are already one at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK_KEY])
+
+
 def admit_queued() -> list[int]:
     """Promote QUEUED jobs to PENDING, in request order, while both of their hosts have a free slot.
 
@@ -154,7 +166,7 @@ def admit_queued() -> list[int]:
     """
     admitted: list[int] = []
     with transaction.atomic():
-        list(Hypervisor.objects.select_for_update().order_by("pk").values_list("pk", flat=True))  # serialize
+        _admission_lock()
         slot = MigrationJob.objects.filter(state__in=[s.value for s in SLOT_STATES])
         out = Counter(slot.values_list("source_id", flat=True))
         inc = Counter(slot.values_list("target_id", flat=True))
@@ -213,6 +225,7 @@ def migration_request(
         raise err
     try:
         with transaction.atomic():
+            _admission_lock()  # first: the job insert and the slot count must not interleave
             with transaction.atomic():  # savepoint: the constraint's IntegrityError must not poison the outer
                 job = MigrationJob.objects.create(
                     guest=guest,
@@ -236,7 +249,7 @@ def migration_request(
                 f"requested by {actor}: {kind} move {source.name} → {target.name}",
                 {"preflight": pf.verdict(items)},
             )
-            admit_queued()  # takes the hypervisor row locks: before the audit row (accounts docs: audit last)
+            admit_queued()  # before the audit row (accounts docs: audit last in its transaction)
             transaction.on_commit(lambda: events.push_job(job.pk))
             audit_record(
                 action="migration.requested",

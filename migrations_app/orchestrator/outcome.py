@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -82,6 +83,20 @@ def locate(job: MigrationJob, live: bool | None = None) -> Location:
     return Location(where, src, dst, errors.get("source", ""), errors.get("target", ""))
 
 
+SETTLE_GRACE_S = 10.0
+
+
+def _tearing_down(loc: Location) -> bool:
+    """Running on the target while the source still shows a transient, non-running-or-paused copy."""
+    return (
+        loc.target is not None
+        and loc.target.state == "running"
+        and loc.source is not None
+        and not loc.source.persistent
+        and loc.source.state != "running"
+    )
+
+
 def moved(job: MigrationJob, loc: Location) -> bool:
     """The verification the issue asks for: live -> running on the target and absent (or shut off and
     undefined) on the source; offline -> defined on the target only."""
@@ -129,6 +144,12 @@ def settle(
     and the guest stayed; FAILED otherwise, with libvirt's message and where the guest is."""
     job = MigrationJob.objects.select_related("source", "target", "requested_by", "cancelled_by").get(pk=job_id)
     loc = locate(job)
+    deadline = time.monotonic() + SETTLE_GRACE_S
+    while not error and not moved(job, loc) and _tearing_down(loc) and time.monotonic() < deadline:
+        # libvirt returned success while the source QEMU is still being killed (a paused transient
+        # leftover): give it a moment rather than calling a finished move a failure
+        time.sleep(0.25)
+        loc = locate(job)
     figures = {k: v for k, v in (figures or {}).items() if v is not None}
     where_text = loc.describe(job)
     if reconciled:
