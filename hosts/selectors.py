@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, Window
+from django.db.models.functions import Coalesce, Greatest, RowNumber
 
 from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
 
@@ -209,20 +209,47 @@ def _summary(hosts: Iterable[Hypervisor]) -> ClusterSummary:
     return s
 
 
+def _summary_by_aggregate() -> ClusterSummary:
+    """The cluster totals in two aggregate queries (a live push for one host must not load them all)."""
+    h = Hypervisor.objects.aggregate(
+        n=Count("pk"),
+        online=Count("pk", filter=Q(state=Hypervisor.State.ONLINE)),
+        cpus=Sum("cpus"),
+        vcpus=Sum("vcpus_allocated"),
+        total=Sum("memory_total_mib"),
+        used=Sum(Greatest(F("memory_total_mib") - F("memory_free_mib"), Value(0))),
+    )
+    g = Guest.objects.aggregate(n=Count("pk"), running=Count("pk", filter=Q(power=Guest.Power.RUNNING)))
+    return ClusterSummary(
+        hypervisors=h["n"],
+        online=h["online"],
+        guests=g["n"],
+        running=g["running"],
+        cpus=h["cpus"] or 0,
+        vcpus_allocated=h["vcpus"] or 0,
+        memory_total_mib=h["total"] or 0,
+        memory_used_mib=h["used"] or 0,
+    )
+
+
 def topology(*, hypervisor_ids: list[int] | None = None, chips_per_host: int = CHIPS_PER_HOST) -> Topology:
     """Storage servers, host cards (capped chips) and cluster totals: 5 queries for any cluster size.
 
-    With `hypervisor_ids`, only those cards are built (for a live push); the summary still covers
-    every host.
+    With `hypervisor_ids`, only those cards are built (for a live push) and the totals come from two
+    aggregate queries.
     """
     storage = list(StorageServer.objects.all())
-    hosts = list(_hypervisors())
-    wanted = [h for h in hosts if hypervisor_ids is None or h.pk in hypervisor_ids]
     servers = {s.pk: s for s in storage}
-    ids = [h.pk for h in wanted] if hypervisor_ids is not None else None
-    chips = _chips(ids, chips_per_host, servers) if wanted else {}
-    cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count) for h in wanted]
-    return Topology(storage_servers=storage, cards=cards, summary=_summary(hosts))
+    if hypervisor_ids is None:
+        hosts = list(_hypervisors())
+        summary = _summary(hosts)
+        chips = _chips(None, chips_per_host, servers) if hosts else {}
+    else:
+        hosts = list(_hypervisors().filter(pk__in=hypervisor_ids)) if hypervisor_ids else []
+        summary = _summary_by_aggregate()
+        chips = _chips([h.pk for h in hosts], chips_per_host, servers) if hosts else {}
+    cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count) for h in hosts]
+    return Topology(storage_servers=storage, cards=cards, summary=summary)
 
 
 # ------------------------------------------------------------------------------------------- guests

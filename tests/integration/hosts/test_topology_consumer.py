@@ -77,3 +77,11 @@ async def test_socket_is_closed_when_the_session_is_revoked(make_user):
     message = await communicator.receive_output(timeout=10)
     assert message["type"] == "websocket.close"
     await communicator.wait()
+
+
+def test_a_one_host_push_carries_the_same_totals_as_the_page(cluster):
+    from hosts import selectors
+
+    full = selectors.topology().summary
+    partial = selectors.topology(hypervisor_ids=[cluster["hv_a"].pk]).summary
+    assert partial == full and (full.hypervisors, full.guests, full.running) == (2, 2, 1)
