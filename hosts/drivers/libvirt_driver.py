@@ -389,41 +389,32 @@ def domain_xml(uri: str, uuid: str, migratable: bool = False) -> str:
         return _domain(_connection(uri), uuid).XMLDesc(flags)
 
 
-def define_xml(uri: str, xml: str) -> DomainInfo:
+def _act(uri: str, uuid: str, method: str, *args) -> None:
+    """Call one virDomain method by name on the cached connection."""
     with _calling(uri):
-        return _domain_info(_connection(uri).defineXML(xml))
-
-
-def undefine(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).undefine()
+        getattr(_domain(_connection(uri), uuid), method)(*args)
 
 
 def start(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).create()
+    _act(uri, uuid, "create")
 
 
 def shutdown(uri: str, uuid: str) -> None:
     """Ask the guest OS to power off (ACPI); returns at once."""
-    with _calling(uri):
-        _domain(_connection(uri), uuid).shutdown()
+    _act(uri, uuid, "shutdown")
 
 
 def destroy(uri: str, uuid: str) -> None:
     """Pull the plug."""
-    with _calling(uri):
-        _domain(_connection(uri), uuid).destroy()
+    _act(uri, uuid, "destroy")
 
 
 def suspend(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).suspend()
+    _act(uri, uuid, "suspend")
 
 
 def resume(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).resume()
+    _act(uri, uuid, "resume")
 
 
 # ------------------------------------------------------------------------------------ events
@@ -607,15 +598,12 @@ def job_stats(uri: str, uuid: str, completed: bool = False) -> JobStats:
 
 
 def abort_job(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).abortJob()
+    _act(uri, uuid, "abortJob")
 
 
 def set_max_speed(uri: str, uuid: str, mibps: int) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).migrateSetMaxSpeed(int(mibps), 0)
+    _act(uri, uuid, "migrateSetMaxSpeed", int(mibps), 0)
 
 
 def start_postcopy(uri: str, uuid: str) -> None:
-    with _calling(uri):
-        _domain(_connection(uri), uuid).migrateStartPostCopy(0)
+    _act(uri, uuid, "migrateStartPostCopy", 0)
