@@ -106,9 +106,9 @@ def is_up(p: Paths | None = None) -> bool:
     return all(alive(state.get("hosts", {}).get(h.name)) for h in HOSTS) and alive(state.get("nfs", {}).get("ganesha"))
 
 
-def up(wait: bool = True, p: Paths | None = None) -> UpResult:
+def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> UpResult:
     """Idempotent: start whatever part of the lab is not running; with `wait`, return once every guest
-    meant to run has a heartbeat."""
+    meant to run has a heartbeat. `with_guests=False` brings up only NFS and the two daemons."""
     preflight()
     p = p or paths()
     t0 = time.monotonic()
@@ -140,7 +140,7 @@ def up(wait: bool = True, p: Paths | None = None) -> UpResult:
         hosts.warm_capabilities(started_hosts)
         res.phases["qemu caps"] = time.monotonic() - t0
         marks = {g.name: guests.console_size(p, g.name) for g in GUESTS}
-        booted = guests.ensure_all(p)
+        booted = guests.ensure_all(p) if with_guests else []
         res.started += booted
         res.phases["guests started"] = time.monotonic() - t0
         state["up_at"] = time.time()
@@ -205,9 +205,10 @@ def reset(p: Paths | None = None) -> UpResult:
     """Back to the initial placement: every lab guest destroyed and undefined everywhere, then defined
     on its initial host with its default workload and started."""
     p = p or paths()
-    if not is_up(p):
-        return up(p=p)
     t0 = time.monotonic()
+    if not is_up(p):
+        # Definitions survive `down`: the daemons must run to forget them, the guests need not.
+        up(wait=False, p=p, with_guests=False)
     with _locked(p):
         for g in GUESTS:
             guests.undefine_everywhere(g.name)

@@ -1,5 +1,5 @@
-"""`reset` restores the initial placement; `down` leaves no lab process and no lab port; `up` brings it all
-back. Both restart every guest, so this file runs last (tests/lab/conftest.py sorts it to the end)."""
+"""`down` leaves no lab process and no lab port; `reset` brings the lab back with the initial placement.
+It restarts every guest, so this file runs last (tests/lab/conftest.py sorts it to the end)."""
 
 import os
 
@@ -12,33 +12,15 @@ from hosts.lab import hosts as lab_hosts
 from hosts.lab import procs, service
 
 
-def _ours_to_disrupt(lab) -> None:
+def test_down_leaves_nothing_running_or_listening_then_reset_restores_initial_placement(lab):
     if not lab.started and os.environ.get("CI", "").lower() != "true":
-        # Someone else's lab (another session may be mid-migration on it): not ours to restart.
+        # Someone else's lab (another session may be mid-migration on it): not ours to take down.
         pytest.skip("the lab was already running before this session; run with CI=true to test this on it")
-
-
-def test_reset_restores_initial_placement(lab):
-    _ours_to_disrupt(lab)
     name = "lab-g1"
     initial = lab.guests[name]
-    if lab.current_host(name) == initial:
+    if lab.current_host(name) == initial:  # a real move first, so that reset has something to undo
         driver.migrate(lab.uri(initial), lab.uri(lab.other_host(initial)), lab.guest_uuids[name], MigrationOptions())
     assert lab.running_on(name) == [lab.other_host(initial)]
-    mark = lab.console_offset(name)
-
-    lab.reset()
-
-    placement = lab.placement()
-    for guest_name, host_name in lab.guests.items():
-        expected = "running" if guest_name in lab.running_guests else "shut off"
-        assert placement[guest_name] == {host_name: expected}, guest_name
-    assert "GUEST-BOOTED" in lab.console_text(name, after_offset=mark)  # rebooted, on its initial host
-    assert lab.wait_heartbeat(name, timeout=60, after_offset=mark) >= 1
-
-
-def test_down_leaves_nothing_running_or_listening_then_up_restores(lab):
-    _ours_to_disrupt(lab)
     state = procs.load_state(lab.paths)
     recorded = [*state["hosts"].values(), state["nfs"]["ganesha"]]
     if "rpcbind" in state["nfs"]:
@@ -54,6 +36,13 @@ def test_down_leaves_nothing_running_or_listening_then_up_restores(lab):
     assert [pid for pid in qemu_pids if procs.start_time(pid) is not None] == []
     assert not kvmlab.is_up()
 
-    kvmlab.up(wait=True)
+    mark = lab.console_offset(name)
+    lab.reset()
+
     assert kvmlab.is_up()
-    assert all(lab.running_on(name) for name in lab.running_guests)
+    placement = lab.placement()
+    for guest_name, host_name in lab.guests.items():
+        expected = "running" if guest_name in lab.running_guests else "shut off"
+        assert placement[guest_name] == {host_name: expected}, guest_name
+    assert "GUEST-BOOTED" in lab.console_text(name, after_offset=mark)
+    assert lab.wait_heartbeat(name, timeout=60, after_offset=mark) >= 1
