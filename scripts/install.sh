@@ -49,3 +49,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "WARNING: Location" >&2)
   echo "$want" > "$stamp"
 fi
+
+# The lab's guest image (Debian cloud kernel + busybox initramfs): built once and cached, so the
+# kernel download is paid here rather than inside the first `lab up`.
+.venv/bin/python manage.py lab build
