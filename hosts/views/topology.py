@@ -21,6 +21,8 @@ def topology(request):
     if wants_table_only(request):
         return render_table(request, guest_table_context(request))
     topo = selectors.topology()
+    if request.htmx and request.htmx.target == "topology-graph":  # app.js polls while the socket is down
+        return render(request, "hosts/topology.html#poll", {"topology": topo})
     choices = [(c.hypervisor.pk, c.hypervisor.name) for c in topo.cards]
     ctx = {"topology": topo, **guest_table_context(request, hypervisors=choices)}
     return render(request, "hosts/topology.html", ctx)

@@ -9,8 +9,19 @@
     });
   }
 
-  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
-  document.addEventListener("htmx:wsClose", function () { setLive(false); });
+  // Fallback while the socket is down: poll the picture (same partials, same ids) every 20 s.
+  var poll = null;
+  function startPolling() {
+    var graph = document.getElementById("topology-graph");
+    if (poll || !graph || !window.htmx) { return; }
+    poll = setInterval(function () {
+      window.htmx.ajax("GET", window.location.pathname, { target: "#topology-graph", swap: "outerHTML" });
+    }, 20000);
+  }
+  function stopPolling() { if (poll) { clearInterval(poll); poll = null; } }
+
+  document.addEventListener("htmx:wsOpen", function () { setLive(true); stopPolling(); });
+  document.addEventListener("htmx:wsClose", function () { setLive(false); startPolling(); });
 
   // A full topology push replaces the picture; the guest table on the page is filtered and paged per
   // user, so instead of pushing it we ask it to re-fetch itself (same URL, same filters).

@@ -132,3 +132,13 @@ def test_page_and_pushed_partials_are_well_formed(client_as, cluster):
     assert _unbalanced(events.render_topology_push()) == []
     push = events.render_topology_push(hypervisor_ids=[cluster["hv_a"].pk], guest_ids=[cluster["web"].pk])
     assert _unbalanced(push) == []
+
+
+def test_poll_fallback_returns_the_picture_and_totals(client_as, cluster):
+    response = client_as("viewer").get(
+        reverse("topology"), headers={"HX-Request": "true", "HX-Target": "topology-graph"}
+    )
+    html = response.content.decode()
+    assert html.count('id="topology-graph"') == 1 and 'id="topology-summary"' in html
+    assert 'id="topology-summary" aria-label="Cluster totals" hx-swap-oob="true"' in html  # swapped by id
+    assert f'id="hypervisor-{cluster["hv_a"].pk}-card"' in html and "<html" not in html
