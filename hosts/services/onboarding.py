@@ -43,14 +43,15 @@ def connection_test(uri: str) -> ConnectionResult:
 
 
 def _announce() -> None:
-    transaction.on_commit(events.topology_changed)
+    # robust: the change is committed; a failed push must not turn the response into a 500.
+    transaction.on_commit(events.topology_changed, robust=True)
 
 
 def _request_refresh(hypervisor: Hypervisor, actor) -> None:
     """Fetch the new host's facts soon, without waiting for the next scheduled refresh."""
     from hosts.services import inventory
 
-    transaction.on_commit(lambda: inventory.request_refresh(hypervisor=hypervisor, actor=actor))
+    transaction.on_commit(lambda: inventory.request_refresh(hypervisor=hypervisor, actor=actor), robust=True)
 
 
 # ------------------------------------------------------------------------------------- hypervisors
