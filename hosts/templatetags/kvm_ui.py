@@ -159,8 +159,8 @@ def storage_cell(guest) -> str:
     """Where a guest's disks live, with the not-shared / cache flags (table rows, guest page)."""
     storage = guest.storage
     parts = [f'<span class="mount" style="{_storage_css(s.pk)}">{escape(s.name)}</span>' for s in storage.servers]
-    if not parts:
-        parts.append('<span class="muted">no disks on a known server</span>')
+    if not parts and not storage.unshared:
+        parts.append('<span class="muted">no disks</span>')
     if storage.unshared:
         parts.append(
             '<span class="flag flag--bad" title="Disks not on shared storage block a live guest migration">'
