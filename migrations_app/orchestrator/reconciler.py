@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 
 from django.utils import timezone
 
@@ -68,9 +69,14 @@ def reconcile() -> list[str]:
                     driver.abort_job(job.source.uri, str(job.guest_uuid))
                 except DriverError:
                     pass
-            services.record_event(job.pk, "reconciler", "worker gone but libvirt still migrates: waiting")
-            decisions.append(f"#{job.pk} still migrating in libvirt")
-            continue
+            if not _adopt(job, now):
+                continue  # another reconciler adopted it first
+            services.record_event(job.pk, "reconciler", "worker gone but libvirt still migrates: re-attached")
+            decisions.append(f"#{job.pk} re-attached")
+            _follow(job)
+            job.refresh_from_db()
+            if job.is_terminal:
+                continue
         try:
             decisions.append(_settle(job))
         except services.TransitionConflict:
@@ -97,3 +103,50 @@ def _settle(job: MigrationJob) -> str:
     )
     services.record_event(job.pk, "reconciler", f"worker {job.owner or '?'} lost: settled {settled.state}")
     return f"#{job.pk} {settled.state} ({settled.where_guest_is})"
+
+
+FOLLOW_POLL_S = 0.25
+FOLLOW_MAX_S = 3600
+
+
+def _adopt(job: MigrationJob, now) -> bool:
+    """Take ownership of an orphaned job (compare-and-set on the old owner), so one reconciler follows it."""
+    from migrations_app.orchestrator.run import owner_id
+
+    return bool(
+        MigrationJob.objects.filter(pk=job.pk, owner=job.owner, state__in=[State.RUNNING, State.CANCELLING]).update(
+            owner=owner_id(), heartbeat_at=now
+        )
+    )
+
+
+def _follow(job: MigrationJob) -> None:
+    """Re-attach to a libvirt job whose worker died: keep pushing its progress from a monitor connection
+    until libvirt finishes, then settle from libvirt's view like a worker would."""
+    from migrations_app.orchestrator.progress import ProgressReporter
+
+    try:
+        monitor = driver.MigrationMonitor(job.source.uri, str(job.guest_uuid))
+    except DriverError:
+        return  # the source went away: the next pass settles from where the guest is
+    reporter = ProgressReporter(job)
+    deadline = time.monotonic() + FOLLOW_MAX_S
+    try:
+        while time.monotonic() < deadline:
+            try:
+                stats = monitor.stats()
+            except DriverError:
+                break
+            if not stats.active:
+                break
+            reporter.sample(stats)
+            time.sleep(FOLLOW_POLL_S)
+    finally:
+        monitor.close()
+    job.refresh_from_db()
+    if job.is_terminal:
+        return
+    try:
+        _settle(job)
+    except services.TransitionConflict:
+        pass
