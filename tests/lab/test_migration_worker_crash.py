@@ -49,6 +49,7 @@ def test_worker_killed_mid_migration_is_settled_by_reconciler(mlab, lab):
             break
         time.sleep(1)
     assert job.is_terminal, f"not settled: {decisions}"
+    print("reconciler decisions:", decisions, job.state, job.where_guest_is, job.error)  # for the record (-rA)
     where = lab.running_on("lab-g1")
     assert len(where) == 1
     guest = mlab.guest("lab-g1")
