@@ -18,7 +18,6 @@ from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
 
 CHIPS_PER_HOST = 8
 GUESTS_PER_PAGE = 100
-PALETTE_SIZE = 8  # storage colours in app.css: --st-0 .. --st-7 (by pk, so a pushed card keeps its colour)
 
 # ?sort= value -> ORDER BY; "-x" sorts descending. The pk tie-breaker keeps pages stable.
 GUEST_SORTS: dict[str, tuple[str, ...]] = {
@@ -31,7 +30,14 @@ GUEST_SORTS: dict[str, tuple[str, ...]] = {
 SHARED_CACHE_MODE = "none"  # live guest migration with shared storage needs cache=none (else libvirt refuses)
 
 _DISK_FIELDS = (
-    *("guest_id", "target", "device", "source", "source_protocol", "source_host", "cache", "storage_server_id"),
+    "guest_id",
+    "target",
+    "device",
+    "source",
+    "source_protocol",
+    "source_host",
+    "cache",
+    "storage_server_id",
 )
 # Prefetches land in plain lists (to_attr): `guest.disks.all()` would clone a queryset per guest.
 _DISKS = Prefetch(
