@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 from accounts_support import make_user
+from asgiref.sync import sync_to_async as _plain_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -257,3 +259,11 @@ def _ws_setup(role: str):
     client = Client()
     client.force_login(make_user(f"ws-{role}-{uuid.uuid4().hex[:6]}", role, password=None))
     return objects_, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@pytest.fixture(autouse=True)
+async def _close_thread_connections():
+    """Consumers query through asgiref's shared sync thread; close its connections so the test database
+    can be dropped at the end (CONN_MAX_AGE would otherwise keep them open)."""
+    yield
+    await _plain_sync_to_async(connections.close_all)()

@@ -2,10 +2,12 @@
 
 import pytest
 from accounts_support import make_user
+from asgiref.sync import sync_to_async as _plain_sync_to_async
 from channels.db import database_sync_to_async as sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from django.db import connections
 
 from accounts.consumers import CLOSE_REVOKED, PermissionCheckedMixin
 from accounts.events import _send_revoked
@@ -64,3 +66,11 @@ async def test_other_users_sockets_stay_open():
     assert (await first.receive_output(timeout=10))["type"] == "websocket.close"
     assert await second.receive_nothing(timeout=1)
     await second.disconnect()
+
+
+@pytest.fixture(autouse=True)
+async def _close_thread_connections():
+    """Consumers query through asgiref's shared sync thread; close its connections so the test database
+    can be dropped at the end (CONN_MAX_AGE would otherwise keep them open)."""
+    yield
+    await _plain_sync_to_async(connections.close_all)()
