@@ -35,7 +35,7 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
         source_ip=ip,
         params={"username": username},
         outcome="failed",
-        message="wrong username or password, or inactive account",
+        message=f"sign-in as “{username}” failed: wrong username or password, or inactive account",
     )
     until = throttle.record_failure(username, ip)
     if until is not None:

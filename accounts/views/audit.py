@@ -1,5 +1,7 @@
 """Audit review (Perm.VIEW_AUDIT): filterable keyset-paged list, detail, streaming CSV/JSON export."""
 
+import json
+
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -49,6 +51,7 @@ def audit_detail(request, pk: int):
     context = {
         "event": event,
         "hash_ok": event_hash(event) == event.hash,
+        "params_json": json.dumps(event.params, indent=2, sort_keys=True, ensure_ascii=False),
         "previous": AuditEvent.objects.filter(id__lt=pk).order_by("-id").values_list("id", flat=True).first(),
         "next": AuditEvent.objects.filter(id__gt=pk).order_by("id").values_list("id", flat=True).first(),
     }
