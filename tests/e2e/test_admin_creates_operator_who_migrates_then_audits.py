@@ -51,7 +51,11 @@ def lab_guest_on_a():
     if here != "hv-a":
         driver.migrate(lab.uri(here), lab.uri("hv-a"), lab.guest_uuids[GUEST], MigrationOptions(live=True))
     lab.wait_heartbeat(GUEST, timeout=60)
-    return lab
+    yield lab
+    # Leave the lab as other tests expect it: the guest back on hv-a.
+    here = lab.current_host(GUEST)
+    if here not in (None, "hv-a"):
+        driver.migrate(lab.uri(here), lab.uri("hv-a"), lab.guest_uuids[GUEST], MigrationOptions(live=True))
 
 
 @pytest.fixture
