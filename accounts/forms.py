@@ -71,7 +71,12 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 class AuditFilterForm(forms.Form):
     """The audit list's filters; every field optional, invalid ones are reported and ignored."""
 
-    actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
+    actor = forms.CharField(
+        required=False,
+        max_length=150,
+        label="Actor (username)",
+        widget=forms.TextInput(attrs={"list": "audit-actors", "autocomplete": "off"}),
+    )
     action = forms.CharField(
         required=False,
         max_length=64,

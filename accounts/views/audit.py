@@ -40,6 +40,8 @@ def audit_list(request):
     for key in ("before", "after", "format"):
         query.pop(key, None)
     context = {"form": form, "page": page, "query": query.urlencode(), "filtered": bool(filters)}
+    if not request.htmx:
+        context["actors"] = selectors.known_actors()
     template = "accounts/audit_list.html#results" if request.htmx and not request.htmx.boosted else None
     return render(request, template or "accounts/audit_list.html", context)
 
