@@ -142,3 +142,15 @@ def test_poll_fallback_returns_the_picture_and_totals(client_as, cluster):
     assert html.count('id="topology-graph"') == 1 and 'id="topology-summary"' in html
     assert 'id="topology-summary" aria-label="Cluster totals" hx-swap-oob="true"' in html  # swapped by id
     assert f'id="hypervisor-{cluster["hv_a"].pk}-card"' in html and "<html" not in html
+
+
+def test_both_chip_queries_pick_the_same_first_guests(cluster):
+    from hosts import selectors
+
+    for i in range(12):
+        add_guest(cluster["hv_a"], f"g{(i * 7) % 12:02d}")
+    ids = [cluster["hv_a"].pk, cluster["hv_b"].pk]  # hv-b has no guests
+    union = selectors._first_guests_union(ids, 8)
+    window = selectors._first_guests_window(ids, 8)
+    assert [r[:2] for r in union] == [r[:2] for r in window]
+    assert [r[1] for r in union] == ["db01", "g00", "g01", "g02", "g03", "g04", "g05", "g06"]
