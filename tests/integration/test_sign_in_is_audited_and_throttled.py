@@ -105,3 +105,17 @@ def test_lock_ends_after_the_lockout(browser):
 def test_pages_need_login(browser):
     response = browser.get(reverse("audit-list"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_htmx_request_without_a_session_is_sent_to_the_login_page(browser):
+    response = browser.get(reverse("audit-list"), headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Redirect"] == f"{reverse('login')}?next=/audit/"
+    assert response.content == b""  # nothing for htmx to swap into the page
+
+
+@pytest.mark.django_db
+def test_htmx_logout_sends_the_browser_to_the_login_page(browser):
+    browser.force_login(make_user("hank", "viewer", password=None))
+    response = browser.post(reverse("logout"), headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == reverse("login") and rows("auth.logout")
