@@ -81,6 +81,8 @@ class MigrationLab:
         if cur and cur != host:
             dom = driver.get_domain(self.lab.uri(cur), uuid)
             driver.migrate(self.lab.uri(cur), self.lab.uri(host), uuid, MigrationOptions(live=dom.state == "running"))
+            # a running guest is the inventory's evidence of its new host; refresh before shutting it off
+            self.refresh()
         dom = driver.get_domain(self.lab.uri(host), uuid)
         if running and dom.state != "running":
             driver.start(self.lab.uri(host), uuid)
