@@ -120,6 +120,7 @@ def apply_host_facts(hypervisor: Hypervisor, info: HostInfo, domains: list[Domai
     now = timezone.now()
     servers = list(StorageServer.objects.all())
     hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
+    host_before = _host_picture(hv)
     if hv.state != Hypervisor.State.MAINTENANCE:
         hv.state = Hypervisor.State.ONLINE
     hv.last_error = ""
@@ -163,16 +164,32 @@ def apply_host_facts(hypervisor: Hypervisor, info: HostInfo, domains: list[Domai
     gone_ids = list(gone.values_list("pk", flat=True))
     Guest.objects.filter(pk__in=gone_ids).update(power=Guest.Power.MISSING)
     changed.extend(gone_ids)
-    _announce(hv.pk, changed)
+    if changed or _host_picture(hv) != host_before:
+        _announce(hv.pk, changed)  # every few seconds per host: push only what a viewer would see change
     return changed
+
+
+def _host_picture(hv: Hypervisor) -> tuple:
+    """What the topology shows of a host; memory in whole percent, as the bar draws it."""
+    return (
+        hv.state,
+        hv.last_error,
+        hv.cpus,
+        hv.vcpus_allocated,
+        hv.memory_total_mib,
+        hv.memory_used_percent,
+        tuple(hv.bridges),
+    )
 
 
 @transaction.atomic
 def mark_unreachable(hypervisor: Hypervisor, error: DriverError) -> None:
+    before = Hypervisor.objects.filter(pk=hypervisor.pk).values_list("state", "last_error").first()
     updated = Hypervisor.objects.filter(pk=hypervisor.pk).exclude(state=Hypervisor.State.MAINTENANCE)
     updated.update(state=Hypervisor.State.OFFLINE, last_error=error.message)
     Hypervisor.objects.filter(pk=hypervisor.pk, state=Hypervisor.State.MAINTENANCE).update(last_error=error.message)
-    _announce(hypervisor.pk, [])
+    if Hypervisor.objects.filter(pk=hypervisor.pk).values_list("state", "last_error").first() != before:
+        _announce(hypervisor.pk, [])
 
 
 def _announce(hypervisor_id: int, guest_ids: list[int]) -> None:

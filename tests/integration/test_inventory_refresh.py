@@ -110,3 +110,13 @@ def test_maintenance_is_sticky_across_refreshes(cluster):
     inventory.refresh_all()
 
     assert Hypervisor.objects.get(name="hv-a").state == Hypervisor.State.MAINTENANCE
+
+
+def test_a_refresh_that_changes_nothing_pushes_nothing(cluster, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as first:
+        inventory.refresh_all()
+    with django_capture_on_commit_callbacks() as second:
+        inventory.refresh_all()
+
+    assert len(first) == 2  # one push per host the first time
+    assert second == []
