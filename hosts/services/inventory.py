@@ -105,18 +105,51 @@ def _guest_facts(guest: Guest) -> tuple:
     return (guest.name, guest.power, guest.persistent, guest.vcpus, guest.memory_mib, guest.hypervisor_id)
 
 
-def _owner_may_change(guest: Guest, dom: DomainInfo) -> bool:
+def _owner_may_change(guest: Guest, dom: DomainInfo, gone_from_owner: frozenset[str]) -> bool:
     """Evidence that the guest now lives on the host being refreshed."""
     if guest.migrating or dom.migrating:
         return False
     if dom.state in ("running", "paused", "blocked", "pmsuspended"):
         return True
-    return guest.power == Guest.Power.MISSING  # defined here, gone from where we thought it was
+    # Defined (shut off) here: ours only once its recorded host no longer has it.
+    return guest.power == Guest.Power.MISSING or dom.uuid in gone_from_owner
+
+
+def _gone_from_owner(hypervisor: Hypervisor, domains: list[DomainInfo]) -> set[str]:
+    """UUIDs of inactive domains here that are recorded on another host which, asked now, lacks them.
+
+    Hosts refresh in parallel, so after an offline move this host may be refreshed before the old
+    one has marked the guest missing; asking the old host directly settles it in one round. Done
+    outside the write transaction (it is a libvirt call to another host); an unreachable owner is
+    no evidence, so the guest stays where it is.
+    """
+    inactive = [d.uuid for d in domains if d.state in ("shutoff", "crashed") and not d.migrating]
+    if not inactive:
+        return set()
+    elsewhere = (
+        Guest.objects.filter(uuid__in=inactive, migrating=False)
+        .exclude(hypervisor=hypervisor)
+        .exclude(power=Guest.Power.MISSING)
+        .values_list("uuid", "hypervisor__uri")
+    )
+    gone = set()
+    for uuid, owner_uri in elsewhere:
+        try:
+            if driver.find_domain(owner_uri, str(uuid)) is None:
+                gone.add(str(uuid))
+        except DriverError:
+            continue
+    return gone
 
 
 @transaction.atomic
-def apply_host_facts(hypervisor: Hypervisor, info: HostInfo, domains: list[DomainInfo]) -> list[int]:
-    """Write one host's facts and guests. Returns the ids of guests whose row changed."""
+def apply_host_facts(
+    hypervisor: Hypervisor, info: HostInfo, domains: list[DomainInfo], gone_from_owner: frozenset[str] = frozenset()
+) -> list[int]:
+    """Write one host's facts and guests. Returns the ids of guests whose row changed.
+
+    `gone_from_owner`: inactive domains here whose recorded host was just seen not to have them.
+    """
     now = timezone.now()
     servers = list(StorageServer.objects.all())
     hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
@@ -143,7 +176,7 @@ def apply_host_facts(hypervisor: Hypervisor, info: HostInfo, domains: list[Domai
         if created:
             guest = Guest(uuid=dom.uuid, hypervisor=hv)
         elif guest.hypervisor_id != hv.pk:
-            if not _owner_may_change(guest, dom):
+            if not _owner_may_change(guest, dom, gone_from_owner):
                 continue  # another host owns it until libvirt shows otherwise
             log.info("guest %s moved %s -> %s (libvirt reports it here)", dom.name, guest.hypervisor_id, hv.name)
             guest.hypervisor = hv
@@ -214,7 +247,7 @@ def refresh_hypervisor(hypervisor: Hypervisor) -> RefreshResult:
         log.warning("refresh of %s failed: %s", hypervisor.name, err.message)
         mark_unreachable(hypervisor, err)
         return RefreshResult(hypervisor.name, online=False, error=err.message)
-    apply_host_facts(hypervisor, info, domains)
+    apply_host_facts(hypervisor, info, domains, frozenset(_gone_from_owner(hypervisor, domains)))
     return RefreshResult(hypervisor.name, online=True, guests=len(domains))
 
 

@@ -120,3 +120,16 @@ def test_a_refresh_that_changes_nothing_pushes_nothing(cluster, django_capture_o
 
     assert len(first) == 2  # one push per host the first time
     assert second == []
+
+
+def test_an_offline_moved_guest_is_rehomed_even_if_its_new_host_is_refreshed_first(cluster):
+    inventory.refresh_all()
+    db = cluster["db"]  # shut off on hv-a
+    write_node(cluster["tmp"] / "host-a.xml", [cluster["web"]])
+    write_node(cluster["tmp"] / "host-b.xml", [db], bridges=("br0", "br1"))
+    libvirt_driver.close_all()
+
+    inventory.refresh_all([cluster["hv_b"].pk])  # hv-a has not been refreshed: nobody marked db01 missing
+
+    guest = Guest.objects.get(uuid=db.uuid)
+    assert (guest.hypervisor.name, guest.power) == ("hv-b", "shutoff")
