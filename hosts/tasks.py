@@ -1,9 +1,11 @@
 """django-q2 entry points for inventory. Thin: one call into hosts.services each."""
 
+from django_q.tasks import async_task
+
 from hosts.services import inventory, watcher
 
-# The watcher stops itself before django-q2's task timeout (settings.Q_CLUSTER["timeout"]).
-WATCHER_RUN_SECONDS = 50 * 60
+# Short, so a worker asked to stop finishes its current chunk quickly (its successor waits in the queue).
+WATCHER_CHUNK_SECONDS = 10
 
 
 def refresh_inventory(hypervisor_ids: list[int] | None = None) -> list[str]:
@@ -11,4 +13,7 @@ def refresh_inventory(hypervisor_ids: list[int] | None = None) -> list[str]:
 
 
 def watch_inventory() -> int:
-    return watcher.run_watcher(duration_s=WATCHER_RUN_SECONDS)
+    rounds = watcher.run_watcher(duration_s=WATCHER_CHUNK_SECONDS)
+    if rounds:  # we held the lease: hand over to the next chunk (a no-op run did not, so no chain forks)
+        async_task("hosts.tasks.watch_inventory", task_name="inventory-watcher")
+    return rounds

@@ -17,10 +17,12 @@ cleanup() {
   trap - INT TERM EXIT
   echo
   echo "run: stopping web and worker"
-  for pid in $web_pid $worker_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+  # Each was started as the leader of its own process group (setsid), so the group is exactly it and
+  # its children (qcluster forks workers). Stop the groups, give running tasks 20 s, then kill.
+  for pid in $web_pid $worker_pid; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   for pid in $web_pid $worker_pid; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 200); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
   done
   if [[ -n $lab_ours ]]; then
     echo "run: taking the lab down"
@@ -47,9 +49,9 @@ fi
 $PY manage.py collectstatic --noinput -v0
 
 mkdir -p var/log
-.venv/bin/daphne -b "$ADDR" -p "$PORT" kvmcluster.asgi:application >>var/log/web.log 2>&1 &
+setsid .venv/bin/daphne -b "$ADDR" -p "$PORT" kvmcluster.asgi:application >>var/log/web.log 2>&1 &
 web_pid=$!
-$PY manage.py qcluster >>var/log/worker.log 2>&1 &
+setsid $PY manage.py qcluster >>var/log/worker.log 2>&1 &
 worker_pid=$!
 
 for _ in $(seq 100); do

@@ -1,10 +1,11 @@
-"""The inventory watcher: one long-running worker task keeping every host's picture fresh.
+"""The inventory watcher: one worker task at a time keeps every host's picture fresh.
 
-django-q2 schedules run at minute granularity, but operators expect a host's state within seconds.
-So a schedule starts this watcher every minute; it runs only if it can take the `WorkerLease`
-(so exactly one runs cluster-wide), refreshes every host every few seconds, and refreshes a host at
-once when libvirt reports a lifecycle event on a connection it holds open. If its worker dies the
-lease expires and the next scheduled run takes over.
+django-q2 schedules fire at 30-60 s granularity, but operators expect a host's state within seconds.
+So the watcher runs in short chunks: it takes the `WorkerLease` (exactly one runs cluster-wide),
+refreshes every host every few seconds and a host at once when libvirt reports a lifecycle event on
+a connection it holds open, then releases the lease and enqueues its successor. Short chunks let a
+worker shut down gracefully within seconds; a schedule every minute restarts the chain if a worker
+died mid-chunk (its lease expires).
 """
 
 from __future__ import annotations

@@ -60,3 +60,19 @@ def _wait_for(predicate, seconds: float = 5.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+@pytest.mark.django_db(transaction=True)  # the watcher closes stale connections between rounds
+def test_a_watcher_chunk_hands_over_to_its_successor_only_if_it_held_the_lease(monkeypatch):
+    from hosts import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "WATCHER_CHUNK_SECONDS", 0.3)
+    monkeypatch.setattr(tasks, "async_task", lambda func, **kw: queued.append(func))
+
+    assert tasks.watch_inventory() >= 1
+    assert queued == ["hosts.tasks.watch_inventory"]
+
+    watcher.take_lease(watcher.LEASE_NAME, "another-worker")
+    assert tasks.watch_inventory() == 0
+    assert queued == ["hosts.tasks.watch_inventory"]  # no second chain
