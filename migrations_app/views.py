@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.audit import request_ip
@@ -22,6 +22,7 @@ from migrations_app.orchestrator import facts
 DETAIL = "migrations_app/migration_detail.html"
 
 
+@require_GET
 @require_perm(Perm.VIEW_CLUSTER)
 def migration_list(request):
     qs = selectors.jobs()
@@ -51,12 +52,14 @@ def _detail_context(request, job, **extra) -> dict:
     }
 
 
+@require_GET
 @require_perm(Perm.VIEW_CLUSTER)
 def migration_detail(request, pk: int):
     job = get_object_or_404(selectors.jobs(), pk=pk)
     return render(request, DETAIL, _detail_context(request, job))
 
 
+@require_GET
 @require_perm(Perm.VIEW_CLUSTER)
 def migration_progress(request, pk: int):
     """The htmx poll fallback: the same partial the worker pushes over the socket."""
@@ -156,6 +159,7 @@ def migration_create(request, pk: int):
     return render(request, template, ctx, status=status)
 
 
+@require_GET
 @require_perm(Perm.RUN_MIGRATIONS)
 def migration_targets(request, pk: int):
     """Per-target readiness for the chosen mode (htmx swap when the mode changes)."""

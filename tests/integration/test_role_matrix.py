@@ -62,14 +62,14 @@ RULES: dict[str, Rule] = {
     "storage-edit":               Rule(Perm.MANAGE_HOSTS, get=200, post=400, kwargs="storage"),
     "storage-delete":             Rule(Perm.MANAGE_HOSTS, get=200, post=302, kwargs="storage"),
     # guest migrations (migrations engineer)
-    "migration-list":             Rule(Perm.VIEW_CLUSTER, get=200, post=200),  # read-only view, any method
-    "migration-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=200, kwargs="migration"),
-    "migration-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=200, kwargs="migration"),
+    "migration-list":             Rule(Perm.VIEW_CLUSTER, get=200, post=405),
+    "migration-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="migration"),
+    "migration-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="migration"),
     "migration-cancel":           Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="migration"),
     "migration-bandwidth":        Rule(Perm.RUN_MIGRATIONS, get=405, post=400, kwargs="migration"),
     "migration-postcopy":         Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="migration"),
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
-    "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=200, kwargs="guest"),
+    "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
     # accounts (login: a signed-in user is sent on to the topology)
     "login":                      Rule(None, get=302, post=302, anonymous_get=200, anonymous_post=200),
     "logout":                     Rule(None, get=405, post=302, anonymous_get=LOGIN, anonymous_post=302),
