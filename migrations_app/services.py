@@ -274,14 +274,7 @@ def migration_cancel(*, job: MigrationJob, actor, source_ip: str = "") -> Migrat
     The guest stays on the source (libvirt aborts a pre-copy migration without touching it)."""
     _require(actor)
     job = MigrationJob.objects.select_related("source", "target").get(pk=job.pk)
-    audit = dict(
-        actor=actor,
-        source_ip=source_ip,
-        guest=job.guest_name,
-        guest_uuid=str(job.guest_uuid),
-        hypervisor=job.source.name,
-        migration_id=job.pk,
-    )
+    audit = _job_audit(job, actor, source_ip)
     if job.postcopy_started:
         raise MigrationError("post-copy has started: the target owns the guest now, so it cannot be cancelled")
     try:
@@ -311,6 +304,19 @@ def migration_cancel(*, job: MigrationJob, actor, source_ip: str = "") -> Migrat
     return job
 
 
+def _job_audit(job: MigrationJob, actor, source_ip: str, **extra) -> dict:
+    """The audit fields every operator control on an existing job records."""
+    return dict(
+        actor=actor,
+        source_ip=source_ip,
+        guest=job.guest_name,
+        guest_uuid=str(job.guest_uuid),
+        hypervisor=job.source.name,
+        migration_id=job.pk,
+        **extra,
+    )
+
+
 def _abort_quietly(job: MigrationJob) -> None:
     """Best effort from the web process; the worker also aborts when it sees CANCELLING."""
     try:
@@ -331,15 +337,7 @@ def migration_set_bandwidth(*, job: MigrationJob, mibps: int, actor, source_ip: 
     _running_live(job)
     if not 1 <= int(mibps) <= 100_000:
         raise MigrationError("bandwidth must be between 1 and 100000 MiB/s")
-    audit = dict(
-        actor=actor,
-        source_ip=source_ip,
-        guest=job.guest_name,
-        guest_uuid=str(job.guest_uuid),
-        hypervisor=job.source.name,
-        migration_id=job.pk,
-        params={"from_mibps": job.bandwidth_mibps, "to_mibps": int(mibps)},
-    )
+    audit = _job_audit(job, actor, source_ip, params={"from_mibps": job.bandwidth_mibps, "to_mibps": int(mibps)})
     try:
         driver.set_max_speed(job.source.uri, str(job.guest_uuid), int(mibps))
     except DriverError as err:
@@ -360,14 +358,7 @@ def migration_switch_postcopy(*, job: MigrationJob, actor, source_ip: str = "") 
     _running_live(job)
     if not job.options.get("allow_postcopy"):
         raise MigrationError("post-copy was not allowed when this move was requested")
-    audit = dict(
-        actor=actor,
-        source_ip=source_ip,
-        guest=job.guest_name,
-        guest_uuid=str(job.guest_uuid),
-        hypervisor=job.source.name,
-        migration_id=job.pk,
-    )
+    audit = _job_audit(job, actor, source_ip)
     try:
         driver.start_postcopy(job.source.uri, str(job.guest_uuid))
     except DriverError as err:

@@ -60,8 +60,9 @@ def test_viewer_is_refused_on_every_action_endpoint(client):
         ("migration-bandwidth", [job.pk]),
         ("migration-postcopy", [job.pk]),
         ("guest-migrate", [job.guest_id]),
-        ("guest-migrate-targets", [job.guest_id]),
     ):
         assert client.post(reverse(name, args=args)).status_code == 403, name
+    # target readiness is a GET (it runs the pre-flight against every host): refused to viewers too
+    assert client.get(reverse("guest-migrate-targets", args=[job.guest_id])).status_code == 403
     assert client.get(reverse("migration-detail", args=[job.pk])).status_code == 200
     assert client.get(reverse("migration-progress", args=[job.pk])).status_code == 200
