@@ -48,3 +48,23 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.lab)
     # Taking the lab down (and up again) restarts every guest: run it after every other test.
     items.sort(key=lambda item: item.fspath.basename == LAST)
+
+
+# Guest-migration tests run each job on a thread of this process (tests.lab.migration_support.Runner)
+# instead of a django-q2 worker; a test module overrides `runner` when it needs another kind.
+@pytest.fixture
+def runner(monkeypatch):
+    from migrations_app import services
+    from tests.lab.migration_support import Runner
+
+    r = Runner()
+    monkeypatch.setattr(services, "_enqueue", r.enqueue)
+    yield r
+    r.join()
+
+
+@pytest.fixture
+def mlab(lab, runner):
+    from tests.lab.migration_support import MigrationLab
+
+    return MigrationLab(lab, runner)

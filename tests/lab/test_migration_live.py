@@ -11,22 +11,8 @@ from accounts.models import AuditEvent
 from hosts.drivers import libvirt_driver as driver
 from kvmcluster.routing import websocket_urlpatterns
 from migrations_app import services
-from tests.lab.migration_support import MigrationLab, Runner
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    r = Runner()
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
-    yield r
-    r.join()
-
-
-@pytest.fixture
-def mlab(lab, runner):
-    return MigrationLab(lab, runner)
 
 
 def test_live_move_streams_progress_over_websocket_and_guest_keeps_running_on_target(mlab, runner, lab):

@@ -9,23 +9,9 @@ from django.urls import reverse
 
 from migrations_app import services
 from migrations_app.models import MigrationJob
-from tests.lab.migration_support import MigrationLab, Runner
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 PASSWORD = "a-long-enough-password-42"
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    r = Runner()
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
-    yield r
-    r.join()
-
-
-@pytest.fixture
-def mlab(lab, runner):
-    return MigrationLab(lab, runner)
 
 
 def test_second_move_from_a_busy_host_waits_queued_then_runs_in_order(mlab, lab, settings):

@@ -6,17 +6,8 @@ import pytest
 from accounts.models import AuditEvent
 from migrations_app import services
 from migrations_app.models import MigrationJob
-from tests.lab.migration_support import MigrationLab, Runner
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def mlab(lab, monkeypatch):
-    r = Runner()
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
-    yield MigrationLab(lab, r)
-    r.join()
 
 
 def refused(mlab, name, target, kind="live", **options) -> services.PreflightFailed:

@@ -5,17 +5,8 @@ import pytest
 from accounts.models import AuditEvent
 from hosts.drivers import libvirt_driver as driver
 from migrations_app import services
-from tests.lab.migration_support import MigrationLab, Runner
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def mlab(lab, monkeypatch):
-    r = Runner()
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
-    yield MigrationLab(lab, r)
-    r.join()
 
 
 def test_completion_timeout_aborts_and_guest_stays_on_source(mlab, lab):

@@ -12,7 +12,7 @@ from accounts.models import AuditEvent
 from hosts.lab import service as lab_service
 from migrations_app import services
 from migrations_app.orchestrator.reconciler import reconcile
-from tests.lab.migration_support import MigrationLab, Runner, worker_command
+from tests.lab.migration_support import Runner, worker_command
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -23,11 +23,6 @@ def runner(monkeypatch):
     monkeypatch.setattr(services, "_enqueue", r.enqueue)
     yield r
     r.join()
-
-
-@pytest.fixture
-def mlab(lab, runner):
-    return MigrationLab(lab, runner)
 
 
 def test_worker_killed_mid_migration_is_settled_by_reconciler(mlab, lab):
