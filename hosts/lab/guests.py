@@ -166,8 +166,25 @@ def ensure_all(p: Paths) -> list[str]:
             to_start.append((spec.name, next(iter(hosts))))
     # In parallel: each start costs ~1 s of libvirt/QEMU setup, mostly waiting.
     with ThreadPoolExecutor(max_workers=max(len(to_start), 1)) as pool:
-        list(pool.map(lambda item: virsh(host_spec(item[1]).uri, "start", item[0]), to_start))
+        list(pool.map(lambda item: start_guest(host_spec(item[1]).uri, item[0]), to_start))
     return [name for name, _ in to_start]
+
+
+# Both lab daemons share the root network namespace, and each picks the next free `vnetN` on its own:
+# two guests starting at once on the two hosts can race for the same name (EBUSY). Real hosts each
+# have their own namespace, so this is a lab artefact; a short wait and another try always resolves it.
+_TAP_RACE = "Unable to create tap device"
+
+
+def start_guest(uri: str, name: str, attempts: int = 4) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            virsh(uri, "start", name)
+            return
+        except LabError as e:
+            if _TAP_RACE not in str(e) or attempt == attempts:
+                raise
+            time.sleep(0.3 * attempt)
 
 
 def destroy_all(uri: str) -> None:
@@ -199,7 +216,7 @@ def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait:
         virsh(uri, "destroy", name)
     mark = console_size(p, name)
     _define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty), name)
-    virsh(uri, "start", name)
+    start_guest(uri, name)
     if wait:
         wait_heartbeat(name, after_offset=mark, timeout=60 + fill / 4, p=p)
     return h

@@ -72,3 +72,27 @@ def test_heartbeat_is_the_last_count_after_the_offset(paths):
     assert guests.heartbeat("lab-g1", p=paths) == 1
     assert guests.heartbeat("lab-g1", after_offset=mark, p=paths) == 1
     assert guests.heartbeat("lab-g2", p=paths) is None
+
+
+def test_guest_start_retries_only_the_tap_name_race(monkeypatch):
+    # Both lab daemons number taps in one network namespace; the race can't be provoked on demand,
+    # so the first answer is injected. Any other failure must surface at once.
+    LabError = procs.LabError
+    answers = [LabError("error: Unable to create tap device vnet1: Device or resource busy"), None]
+    calls = []
+
+    def fake_virsh(uri, *args, **kw):
+        calls.append(args)
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+        return ""
+
+    monkeypatch.setattr(guests, "virsh", fake_virsh)
+    monkeypatch.setattr(guests.time, "sleep", lambda s: None)
+    guests.start_guest("qemu+tcp://x/system", "lab-g3")
+    assert calls == [("start", "lab-g3"), ("start", "lab-g3")]
+
+    answers[:] = [LabError("error: Cannot access storage file")]
+    with pytest.raises(LabError, match="storage file"):
+        guests.start_guest("qemu+tcp://x/system", "lab-g3")
