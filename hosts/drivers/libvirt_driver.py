@@ -20,10 +20,12 @@ import libvirt
 from django.conf import settings
 
 from .types import (
+    CpuVerdict,
     DiskInfo,
     DomainInfo,
     DomainNotFound,
     DriverError,
+    GuestCpu,
     HostInfo,
     HostUnreachable,
     JobStats,
@@ -238,6 +240,7 @@ def _host_info(uri: str, conn: libvirt.virConnect) -> HostInfo:
     except libvirt.libvirtError:
         free_mib = memory_mib
     version = conn.getLibVersion()
+    hv_version = conn.getVersion()
     return HostInfo(
         uri=uri,
         hostname=conn.getHostname(),
@@ -246,10 +249,16 @@ def _host_info(uri: str, conn: libvirt.virConnect) -> HostInfo:
         cpus=cpus,
         memory_total_mib=memory_mib,
         memory_free_mib=free_mib,
-        libvirt_version=f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}",
+        libvirt_version=_dotted(version),
         hypervisor_type=conn.getType(),
         bridges=_bridges(conn),
+        hypervisor_version=_dotted(hv_version),
     )
+
+
+def _dotted(version: int) -> str:
+    """libvirt's packed version number (major * 1 000 000 + minor * 1000 + micro) as text."""
+    return f"{version // 1_000_000}.{version // 1000 % 1000}.{version % 1000}"
 
 
 def host_info(uri: str) -> HostInfo:
@@ -277,13 +286,57 @@ def host_cpu_xml(uri: str) -> str:
 
 
 def compare_cpu(uri: str, cpu_xml: str) -> str:
-    """libvirt's verdict on running `cpu_xml` here: identical, superset or incompatible."""
+    """libvirt's verdict on running host CPU `cpu_xml` here: identical, superset or incompatible."""
     with _calling(uri):
         result = _connection(uri).compareCPU(cpu_xml, 0)
-    return {
-        libvirt.VIR_CPU_COMPARE_IDENTICAL: "identical",
-        libvirt.VIR_CPU_COMPARE_SUPERSET: "superset",
-    }.get(result, "incompatible")
+    return _CPU_RESULTS.get(result, "incompatible")
+
+
+_CPU_RESULTS = {libvirt.VIR_CPU_COMPARE_IDENTICAL: "identical", libvirt.VIR_CPU_COMPARE_SUPERSET: "superset"}
+
+
+def guest_cpu(uri: str, uuid: str) -> GuestCpu:
+    """The guest's CPU definition; for a running guest, the model as started (UPDATE_CPU expands
+    host-model into the exact model and features the guest sees, which is what must exist on a target)."""
+    with _calling(uri):
+        dom = _domain(_connection(uri), uuid)
+        flags = libvirt.VIR_DOMAIN_XML_UPDATE_CPU if dom.isActive() else 0
+        root = ET.fromstring(dom.XMLDesc(flags))
+    cpu = root.find("cpu")
+    os_type = root.find("os/type")
+    mode = "" if cpu is None else cpu.get("mode", "custom")
+    if mode == "custom" and cpu.find("model") is None:
+        mode = ""  # a <cpu> with only topology: QEMU's default model
+    return GuestCpu(
+        mode=mode,
+        xml=ET.tostring(cpu, encoding="unicode") if cpu is not None else "",
+        arch=os_type.get("arch", "") if os_type is not None else "",
+        machine=os_type.get("machine", "") if os_type is not None else "",
+        virt_type=root.get("type", ""),
+    )
+
+
+def compare_guest_cpu(uri: str, cpu: GuestCpu) -> CpuVerdict:
+    """Can this host's hypervisor give the guest its CPU? libvirt's hypervisor-aware comparison
+    (the same test libvirt makes when the guest starts there), with the missing features named."""
+    try:
+        with _calling(uri):
+            result = _connection(uri).compareHypervisorCPU(
+                None,
+                cpu.arch or None,
+                cpu.machine or None,
+                cpu.virt_type or None,
+                cpu.xml,
+                libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE,
+            )
+    except DriverError as err:
+        if (
+            isinstance(err.__cause__, libvirt.libvirtError)
+            and err.__cause__.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE
+        ):
+            return CpuVerdict("incompatible", err.message)
+        raise
+    return CpuVerdict(_CPU_RESULTS.get(result, "incompatible"))
 
 
 # ---------------------------------------------------------------------------------- domains
@@ -470,6 +523,14 @@ def _job_stats(raw: dict) -> JobStats:
         and bool(raw.get("memory_postcopy_requests")),
         raw=dict(raw),
     )
+
+
+def compression_cache(uri: str, uuid: str) -> int | None:
+    """Bytes of XBZRLE cache QEMU keeps for this guest, None if it is not running. Asking proves the
+    guest's QEMU can compress a migration: libvirt refuses the question when it can't."""
+    with _calling(uri):
+        dom = _domain(_connection(uri), uuid)
+        return int(dom.migrateGetCompressionCache(0)) if dom.isActive() else None
 
 
 def migration_flags(options: MigrationOptions) -> int:

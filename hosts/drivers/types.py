@@ -62,6 +62,7 @@ class HostInfo:
     libvirt_version: str
     hypervisor_type: str
     bridges: tuple[str, ...] = ()
+    hypervisor_version: str = ""  # e.g. QEMU's "7.2.22"
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,23 @@ class DomainInfo:
     disks: tuple[DiskInfo, ...] = ()
     nics: tuple[NicInfo, ...] = ()
     migrating: bool = False  # libvirt reports an active job of migration type on this host
+
+
+@dataclass(frozen=True)
+class GuestCpu:
+    """The CPU a guest runs with, and what libvirt needs to judge it on another host."""
+
+    mode: str  # custom, host-model, host-passthrough, maximum; "" = no <cpu>: QEMU's default model
+    xml: str  # the <cpu> element; for a running guest the model libvirt actually started (expanded)
+    arch: str
+    machine: str
+    virt_type: str  # kvm or qemu (TCG)
+
+
+@dataclass(frozen=True)
+class CpuVerdict:
+    result: str  # identical, superset or incompatible
+    message: str = ""  # libvirt's words, e.g. which features the host lacks
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool 
         bridges=tuple(sorted(set(info.bridges) | set(h.bridges or ()))),
         domain_names=names,
         domain_uuids=uuids,
+        hypervisor_type=info.hypervisor_type,
+        hypervisor_version=info.hypervisor_version,
         **base,
     )
 
@@ -96,15 +98,31 @@ def guest_snap(guest: Guest, live: DomainInfo | None) -> pf.GuestSnap:
     return pf.GuestSnap(guest.name, str(guest.uuid), guest.power, guest.memory_mib, disks, nics)
 
 
-def _cpu(source: Hypervisor, target: Hypervisor) -> tuple[str, str]:
+def _cpu(guest: Guest, source: Hypervisor, target: Hypervisor) -> tuple[str, str]:
+    """libvirt's verdict on the guest's own CPU on the target (not the hosts' CPUs: a guest with a
+    baseline model moves between unlike hosts, one with a newer model may not move between like ones)."""
     try:
-        xml = driver.host_cpu_xml(source.uri)
-        if not xml:
-            return "", "source host reports no CPU model"
-        result = driver.compare_cpu(target.uri, xml)
-        return result, f"{source.name}'s CPU on {target.name}"
+        cpu = driver.guest_cpu(source.uri, str(guest.uuid))
+        if cpu.mode == "":
+            return "default", "the guest has no CPU model: QEMU's default model, which every host provides"
+        if cpu.mode == "host-model" and "<model" not in cpu.xml:
+            return "default", "host-model: libvirt picks the target's own model when the guest starts there"
+        if cpu.mode in ("host-passthrough", "maximum"):
+            # The guest sees the source host's CPU itself: the target must offer all of it.
+            result = driver.compare_cpu(target.uri, driver.host_cpu_xml(source.uri))
+            return result, f"{cpu.mode}: {source.name}'s CPU on {target.name}"
+        verdict = driver.compare_guest_cpu(target.uri, cpu)
+        return verdict.result, verdict.message or f"the guest's CPU model on {target.name}"
     except DriverError as err:
         return "", err.message
+
+
+def _compression(guest: Guest, source: Hypervisor) -> tuple[int | None, str]:
+    """The source QEMU's XBZRLE cache for the running guest, or libvirt's reason it has none."""
+    try:
+        return driver.compression_cache(source.uri, str(guest.uuid)), ""
+    except DriverError as err:
+        return None, err.message
 
 
 def _find(uri: str, uuid: str) -> DomainInfo | None:
@@ -132,12 +150,15 @@ def gather(
         f_live = pool.submit(_find, source.uri, str(guest.uuid)) if live is False else None
         f_src = pool.submit(_live_host, source.uri, False) if source_snap is None else None
         f_dst = pool.submit(_live_host, target.uri, True)
-        f_cpu = pool.submit(_cpu, source, target)
+        f_cpu = pool.submit(_cpu, guest, source, target)
+        wants_compression = kind == "live" and options.get("compressed")
+        f_comp = pool.submit(_compression, guest, source) if wants_compression else None
         if f_live is not None:
             live = f_live.result()
         src = source_snap or host_snap(source, exclude_job, live=f_src.result())
         dst = host_snap(target, exclude_job, with_domains=True, live=f_dst.result())
         cpu_result, cpu_message = f_cpu.result()
+        compression_cache, compression_error = f_comp.result() if f_comp else (None, "")
     if not (src.reachable and dst.reachable):
         cpu_result, cpu_message = "", "a host is down"
     return pf.Facts(
@@ -148,6 +169,8 @@ def gather(
         options=options,
         cpu_result=cpu_result,
         cpu_message=cpu_message,
+        compression_cache=compression_cache,
+        compression_error=compression_error,
         max_outgoing=settings.MIGRATION_MAX_OUTGOING,
         max_incoming=settings.MIGRATION_MAX_INCOMING,
     )

@@ -69,6 +69,8 @@ class HostSnap:
     reserved_incoming_mib: int = 0  # memory of guests other in-flight migrations bring here
     domain_names: tuple[str, ...] = ()
     domain_uuids: tuple[str, ...] = ()
+    hypervisor_type: str = ""  # "QEMU", "TEST", ...
+    hypervisor_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,10 @@ class Facts:
     target: HostSnap
     kind: str  # "live" / "offline"
     options: dict = field(default_factory=dict)
-    cpu_result: str = ""  # "identical", "superset", "incompatible", "" = not compared
+    cpu_result: str = ""  # "identical", "superset", "incompatible", "default" (no model to compare), "" = not compared
     cpu_message: str = ""
+    compression_cache: int | None = None  # the source QEMU's XBZRLE cache, when compression was asked for
+    compression_error: str = ""  # libvirt's answer when the source could not say
     max_outgoing: int = 1
     max_incoming: int = 1
 
@@ -264,9 +268,18 @@ def check_cpu(f: Facts) -> CheckItem:
     label = "CPU compatible (libvirt CPU comparison)"
     if f.cpu_result in ("identical", "superset"):
         return CheckItem("cpu", label, PASS, f"target CPU is {f.cpu_result} ({f.cpu_message})".rstrip(" ()"))
+    if f.cpu_result == "default":
+        return CheckItem("cpu", label, PASS, f.cpu_message)
     if f.cpu_result == "incompatible":
-        status = FAIL if f.kind == "live" else WARN
-        return CheckItem("cpu", label, status, f"libvirt: {f.cpu_message or 'incompatible'}", "Use a common CPU model.")
+        # An offline move only copies the definition; it matters once the guest starts on the target.
+        starts_there = f.kind == "live" or f.options.get("start_on_target")
+        return CheckItem(
+            "cpu",
+            label,
+            FAIL if starts_there else WARN,
+            f"libvirt: {f.cpu_message or 'incompatible'}",
+            "Give the guest a CPU model both hosts provide (e.g. a baseline model), or pick another target.",
+        )
     return CheckItem("cpu", label, WARN, f"not compared: {f.cpu_message or 'unknown'}")
 
 
@@ -308,6 +321,38 @@ def check_concurrency(f: Facts) -> CheckItem:
     return CheckItem("concurrency", label, PASS, "a slot is free on both hosts")
 
 
+# XBZRLE, what libvirt's VIR_MIGRATE_COMPRESSED uses by default, arrived in QEMU 1.2.
+XBZRLE_SINCE = (1, 2)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def check_compression(f: Facts) -> CheckItem | None:
+    """Only when a live move asks for compression: both QEMUs must be able to do it."""
+    if f.kind != "live" or not f.options.get("compressed"):
+        return None
+    label = "Both hosts can compress the migration (XBZRLE)"
+    hint = "Untick compression, or upgrade QEMU on that host."
+    if f.compression_error:
+        return CheckItem("compression", label, FAIL, f"{f.source.name}: libvirt: {f.compression_error}", hint)
+    if f.target.hypervisor_type != "QEMU" or _version(f.target.hypervisor_version) < XBZRLE_SINCE:
+        have = f"{f.target.hypervisor_type or 'unknown'} {f.target.hypervisor_version}".strip()
+        return CheckItem(
+            "compression", label, FAIL, f"{f.target.name} runs {have}; XBZRLE needs QEMU 1.2 or newer", hint
+        )
+    if f.compression_cache is None:
+        return CheckItem("compression", label, WARN, f"not checked: {f.guest.name} is not running on {f.source.name}")
+    return CheckItem(
+        "compression",
+        label,
+        PASS,
+        f"{f.source.name}'s QEMU keeps a {f.compression_cache // (1 << 20)} MiB XBZRLE cache for the guest; "
+        f"{f.target.name} runs QEMU {f.target.hypervisor_version}",
+    )
+
+
 CHECKS = (
     check_hosts_reachable,
     check_hosts_distinct,
@@ -320,11 +365,13 @@ CHECKS = (
     check_cpu,
     check_memory,
     check_concurrency,
+    check_compression,
 )
 
 
 def run_checks(facts: Facts) -> list[CheckItem]:
-    return [check(facts) for check in CHECKS]
+    """Every check that applies (a check answers None when its option was not chosen)."""
+    return [item for item in (check(facts) for check in CHECKS) if item is not None]
 
 
 def verdict(items: list[CheckItem] | list[dict]) -> str:

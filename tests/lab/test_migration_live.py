@@ -89,3 +89,15 @@ def test_bandwidth_raised_mid_flight(mlab, lab):
     assert fastest > 2 * slow
     assert AuditEvent.objects.filter(migration_id=job.pk, action="migration.bandwidth_changed", outcome="ok").exists()
     assert lab.running_on("lab-g1") == ["hv-b"]
+
+
+def test_compressed_live_move_is_checked_on_both_qemus_and_lands(mlab, lab):
+    mlab.ensure_on("lab-g1", "hv-a")
+    job = mlab.request("lab-g1", "hv-b", compressed=True)
+    item = next(i for i in job.preflight if i["key"] == "compression")
+    assert item["status"] == "pass" and "XBZRLE cache" in item["evidence"], item
+    job = mlab.wait_done(job.pk)
+    assert job.state == "succeeded", job.error
+    assert lab.running_on("lab-g1") == ["hv-b"]
+    cpu = next(i for i in job.preflight if i["key"] == "cpu")
+    assert cpu["status"] == "pass" and "CPU" in cpu["evidence"], cpu  # the guest's own model, judged on hv-b

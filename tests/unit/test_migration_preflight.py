@@ -90,3 +90,43 @@ def test_unreachable_host_blocks_with_libvirt_message():
 
 def test_incompatible_cpu_blocks_live():
     assert by_key(replace(FACTS, cpu_result="incompatible"))["cpu"].status == "fail"
+
+
+def test_incompatible_cpu_blocks_offline_only_when_the_guest_starts_on_the_target():
+    offline = replace(FACTS, kind="offline", cpu_result="incompatible", cpu_message="lacks avx512f")
+    assert by_key(offline)["cpu"].status == "warn"
+    started = by_key(replace(offline, options={"start_on_target": True}))["cpu"]
+    assert started.status == "fail" and "avx512f" in started.evidence
+
+
+def test_guest_without_cpu_model_passes_with_reason():
+    item = by_key(replace(FACTS, cpu_result="default", cpu_message="QEMU's default model"))["cpu"]
+    assert item.status == "pass" and "default model" in item.evidence
+
+
+def test_compression_is_checked_only_when_asked_for():
+    assert "compression" not in by_key(FACTS)
+    assert "compression" not in by_key(replace(FACTS, kind="offline", options={"compressed": True}))
+
+
+def test_compression_passes_when_both_qemus_can():
+    dst = replace(DST, hypervisor_type="QEMU", hypervisor_version="7.2.22")
+    facts = replace(FACTS, target=dst, options={"compressed": True}, compression_cache=64 << 20)
+    item = by_key(facts)["compression"]
+    assert item.status == "pass" and "64 MiB" in item.evidence and "7.2.22" in item.evidence
+
+
+def test_compression_refused_with_libvirts_answer_from_the_source():
+    dst = replace(DST, hypervisor_type="QEMU", hypervisor_version="7.2.22")
+    error = "Compressed migration is not supported by QEMU binary"
+    item = by_key(replace(FACTS, target=dst, options={"compressed": True}, compression_error=error))["compression"]
+    assert item.status == "fail" and error in item.evidence and "Untick" in item.hint
+
+
+def test_compression_refused_when_the_target_qemu_is_too_old_or_not_qemu():
+    for kind, version in (("QEMU", "1.1.0"), ("TEST", "0.0.2")):
+        dst = replace(DST, hypervisor_type=kind, hypervisor_version=version)
+        item = by_key(replace(FACTS, target=dst, options={"compressed": True}, compression_cache=1 << 26))[
+            "compression"
+        ]
+        assert item.status == "fail" and version in item.evidence
