@@ -1,8 +1,9 @@
 """Live topology updates: the only place that names the topology group and sends to it.
 
 What is sent is HTML: the same partials the topology page renders (hosts/topology.html#graph,
-#host-card, #summary and hosts/guest_list.html#guest-row), marked hx-swap-oob so the htmx ws
-extension swaps each element by its DOM id. Call these after commit (transaction.on_commit).
+#host-card, #summary, hosts/guest_list.html#guest-row and hosts/components/guest_move.html#badge),
+marked hx-swap-oob so the htmx ws extension swaps each element by its DOM id. Call these after
+commit (transaction.on_commit).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TOPOLOGY_GROUP = "cluster.topology"
 TOPOLOGY_UPDATE = "topology.update"  # consumer handler: topology_update
+GUEST_MOVE_PLACES = ("row", "chip")  # where a migrating guest shows its move: guest-<pk>-move-<place>
 
 
 def render_topology_push(*, hypervisor_ids: Iterable[int] | None = None, guest_ids: Iterable[int] | None = None) -> str:
@@ -43,10 +45,10 @@ def render_topology_push(*, hypervisor_ids: Iterable[int] | None = None, guest_i
 
 
 def _send(html: str) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
+        layer = get_channel_layer()
+        if layer is None:
+            return
         async_to_sync(layer.group_send)(TOPOLOGY_GROUP, {"type": TOPOLOGY_UPDATE, "html": html})
     except Exception:  # a broken channel layer must not fail the refresh that called us
         log.exception("could not push the topology update")
@@ -63,3 +65,37 @@ def hypervisors_changed(ids: Iterable[int]) -> None:
 
 def guests_changed(ids: Iterable[int]) -> None:
     topology_changed(guest_ids=list(ids))
+
+
+def render_guest_move(
+    guest_id: int, *, guest_name: str, percent: int | None, target_name: str, job_url: str, oob: bool = True
+) -> str:
+    """The move indicator of one guest for every place it appears (row and chip), as pushed."""
+    ctx = {
+        "guest_id": guest_id,
+        "guest_name": guest_name,
+        "percent": percent,
+        "target_name": target_name,
+        "job_url": job_url,
+        "oob": oob,
+    }
+    return "".join(
+        render_to_string("hosts/components/guest_move.html#badge", {**ctx, "place": place}).strip()
+        for place in GUEST_MOVE_PLACES
+    )
+
+
+def guest_move_progress(guest_id: int, *, guest_name: str, percent: int | None, target_name: str, job_url: str) -> None:
+    """One progress sample of a guest's move, into its row and chip. `percent` None: no figure yet.
+
+    Only the two small indicators travel, not the row: samples come several times a second. Best
+    effort like every send here: it never raises into the guest migration that reports progress.
+    """
+    try:
+        html = render_guest_move(
+            guest_id, guest_name=guest_name, percent=percent, target_name=target_name, job_url=job_url
+        )
+    except Exception:
+        log.exception("could not render the move of guest %s", guest_id)
+        return
+    _send(html)

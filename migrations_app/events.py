@@ -15,6 +15,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
+from migrations_app.choices import Kind
+
 log = logging.getLogger(__name__)
 
 ACTIVE_GROUP = "migrations.active"
@@ -25,6 +27,8 @@ ACTIVE = "migration.active"  # consumer handler: migration_active
 
 ACTIVE_PANEL_EVERY_S = 1.0
 _last_panel_push: dict[int, float] = {}
+TOPOLOGY_EVERY_S = 0.25  # the guest's row and chip in the topology: 4/s, as often as libvirt is polled
+_last_topology_push: dict[int, float] = {}
 
 
 def job_group(job_id: int) -> str:
@@ -60,6 +64,9 @@ def push_progress(job, sampled_at_ms: int) -> None:
     if now - _last_panel_push.get(job.pk, 0.0) >= ACTIVE_PANEL_EVERY_S:  # the panel on every page: 1/s is plenty
         _last_panel_push[job.pk] = now
         _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
+    if now - _last_topology_push.get(job.pk, 0.0) >= TOPOLOGY_EVERY_S:  # last: the job page is what is benchmarked
+        _last_topology_push[job.pk] = now
+        _push_guest_move(job)
 
 
 def push_job(job_id: int) -> None:
@@ -79,6 +86,25 @@ def push_job(job_id: int) -> None:
     )
     _send(ACTIVE_GROUP, {"type": ACTIVE, "html": panel})
     _notify_topology(job)
+
+
+def _push_guest_move(job) -> None:
+    """The guest's move indicator in the topology (hosts.events): target and percent as the job page shows them."""
+    if not job.guest_id:
+        return
+    try:
+        from hosts import events as host_events
+
+        host_events.guest_move_progress(
+            job.guest_id,
+            guest_name=job.guest_name,
+            # an offline move sends no memory, and a live one has no total before its first pass
+            percent=job.percent if job.kind == Kind.LIVE and job.data_total else None,
+            target_name=job.target.name,
+            job_url=job.get_absolute_url(),
+        )
+    except Exception:  # noqa: BLE001 - best effort, as above
+        log.exception("guest move push failed")
 
 
 def _notify_topology(job) -> None:

@@ -5,7 +5,7 @@ from html import escape  # the stdlib one: django's is lazy-wrapped, 3x slower p
 
 from django import template
 from django.template.exceptions import TemplateDoesNotExist
-from django.template.loader import get_template
+from django.template.loader import get_template, render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import mark_safe
 
@@ -113,6 +113,12 @@ def storage_href(pk) -> str:
     return f"{_url_prefix('storage-list')}{pk}/"
 
 
+def _move_badge(g) -> str:
+    """A migrating chip's move indicator: the partial hosts.events pushes progress into (id guest-<pk>-move-chip)."""
+    ctx = {"guest_id": g.pk, "guest_name": g.name, "place": "chip"}
+    return render_to_string("hosts/components/guest_move.html#badge", ctx).strip()
+
+
 def _chip(g, guest_base: str) -> str:
     power = g.power
     label = _power_labels().get(power, power)
@@ -130,8 +136,8 @@ def _chip(g, guest_base: str) -> str:
         if power == "running"
         else f' <span class="chip__power">{escape(label.lower())}</span>'
     )
-    if g.migrating:
-        extra += " <span>(moving)</span>"
+    if g.migrating:  # few at a time (per-host limits), so the shared template costs nothing here
+        extra += " " + _move_badge(g)
     extra += "".join(
         f'<span class="st-dot" style="{_storage_css(s.pk)}" aria-hidden="true"></span>' for s in storage.servers
     )

@@ -1,0 +1,127 @@
+"""An operator watching the topology sees a moving guest's row and chip fill with the move's progress,
+pushed from the same partial the page renders, a few times a second at most, and gone when it ends."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.urls import reverse
+
+from hosts.consumers import TopologyConsumer
+from hosts.models import Guest
+from migrations_app import events as migration_events
+from migrations_app.choices import Kind, Phase, State
+from migrations_app.models import MigrationJob
+from tests.integration.hosts.test_topology_page import _unbalanced
+
+GIB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle(monkeypatch):
+    """The throttle is per process: a job id from an earlier test must not hold this test's first push."""
+    monkeypatch.setattr(migration_events, "_last_topology_push", {})
+    monkeypatch.setattr(migration_events, "_last_panel_push", {})
+
+
+def start_moving(cluster, **progress) -> MigrationJob:
+    """web01 hv-a -> hv-b, RUNNING live, 42 % sent (as the progress reporter leaves the in-memory job)."""
+    web = cluster["web"]
+    Guest.objects.filter(pk=web.pk).update(migrating=True)
+    job = MigrationJob.objects.create(
+        guest=web, guest_name=web.name, guest_uuid=web.uuid, source=cluster["hv_a"], target=cluster["hv_b"]
+    )
+    MigrationJob.objects.filter(pk=job.pk).update(state=State.RUNNING, phase=Phase.PRECOPY)
+    job = MigrationJob.objects.select_related("source", "target").get(pk=job.pk)
+    defaults = {"data_total": 4 * GIB, "data_remaining": round(4 * GIB * 0.58), "data_processed": round(4 * GIB * 0.42)}
+    for name, value in (defaults | progress).items():
+        setattr(job, name, value)
+    return job
+
+
+def test_the_page_renders_the_ids_the_pushes_fill(client_as, cluster):
+    job = start_moving(cluster)
+    html = client_as("viewer").get(reverse("topology")).content.decode()
+    web, db = cluster["web"].pk, cluster["db"].pk
+    # the table row and the host card's chip are both on this page: one id each
+    assert html.count(f'<span id="guest-{web}-move-row" class="move">') == 1
+    assert html.count(f'<span id="guest-{web}-move-chip" class="move">') == 1
+    assert html.count('<span class="badge badge--migrating">moving</span>') == 2  # no figure before a push
+    assert f"guest-{db}-move" not in html  # a guest staying put has no indicator
+    assert "hx-swap-oob" not in html
+    assert _unbalanced(html.split("<body", 1)[1].rsplit("</body>", 1)[0].split(">", 1)[1]) == []
+    assert job.percent == 42  # what the pushes below must show
+
+
+def test_a_row_and_card_pushed_mid_move_keep_a_plain_indicator(cluster):
+    """Inventory or a state change re-pushes the row and card: the indicator stays, and only the row and
+    card are swapped out of band (a nested oob marker would make htmx lift the indicator out of the row)."""
+    from hosts import events
+
+    start_moving(cluster)
+    web = cluster["web"].pk
+    html = events.render_topology_push(guest_ids=[web])
+    assert f'<span id="guest-{web}-move-row" class="move">' in html
+    assert f'<span id="guest-{web}-move-chip" class="move">' in html
+    assert _unbalanced(html) == []
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+class TestPushes:
+    @pytest.fixture(autouse=True)
+    async def _close_worker_thread_connections(self):
+        """sync_to_async runs the ORM on a worker thread: close its connections so the test DB can be dropped."""
+        yield
+        await sync_to_async(connections.close_all)()
+
+    @pytest.fixture
+    async def socket(self, make_user):
+        user = await sync_to_async(make_user)("viewer")
+        communicator = WebsocketCommunicator(TopologyConsumer.as_asgi(), "/ws/topology/")
+        communicator.scope["user"] = user
+        assert (await communicator.connect())[0]
+        yield communicator
+        await communicator.disconnect()
+
+    async def test_a_sample_reaches_the_row_and_chip_and_the_next_within_250_ms_does_not(self, socket, cluster):
+        job = await sync_to_async(start_moving)(cluster)
+        web = cluster["web"].pk
+        push = sync_to_async(migration_events.push_progress)
+        await push(job, 1)
+        job.data_remaining = round(job.data_total * 0.3)  # 70 %: must not be sent yet
+        await push(job, 2)
+
+        html = await socket.receive_from(timeout=10)
+        for place in ("row", "chip"):
+            assert f'<span id="guest-{web}-move-{place}" class="move" hx-swap-oob="true">' in html
+        assert html.count("moving → hv-b 42 %") == 2
+        assert f'<a class="badge badge--migrating" href="/migrations/{job.pk}/">' in html
+        assert html.count('value="42" aria-label="Guest migration of web01"') == 2
+        assert await socket.receive_nothing(timeout=0.5)  # the second sample was held back
+
+        await asyncio.sleep(migration_events.TOPOLOGY_EVERY_S)
+        await push(job, 3)
+        assert "moving → hv-b 70 %" in await socket.receive_from(timeout=10)  # the window passed
+
+    async def test_an_offline_move_shows_where_without_a_figure(self, socket, cluster):
+        job = await sync_to_async(start_moving)(cluster, kind=Kind.OFFLINE, data_total=0, data_remaining=0)
+        await sync_to_async(migration_events.push_progress)(job, 1)
+        html = await socket.receive_from(timeout=10)
+        assert html.count("moving → hv-b<") == 2 and "<progress" not in html and "%" not in html
+
+    async def test_when_the_move_ends_the_row_and_card_come_back_without_it(self, socket, cluster):
+        job = await sync_to_async(start_moving)(cluster)
+        web = cluster["web"].pk
+
+        def finish():
+            MigrationJob.objects.filter(pk=job.pk).update(state=State.SUCCEEDED, phase=Phase.DONE)
+            Guest.objects.filter(pk=web).update(migrating=False, hypervisor=cluster["hv_b"])
+            migration_events.push_job(job.pk)
+
+        await sync_to_async(finish)()
+        html = await socket.receive_from(timeout=10)
+        assert f'<tr id="guest-{web}-row" hx-swap-oob="true">' in html
+        assert f'id="guest-{web}-chip"' in html  # now in hv-b's card
+        assert f"guest-{web}-move" not in html and "moving" not in html
