@@ -1,13 +1,15 @@
 """The lab's guests: domain XML, placement, start/stop through `virsh`, and their heartbeats.
 
 Guests are TCG (`type='qemu'`: this machine's KVM cannot boot Linux, LAB-NOTES P5), 256 MiB, booted from
-the shared kernel + busybox initramfs. Their disk is a qcow2 on the NFS export, attached as an NFS network
-disk with cache='none', so a live migration is safe without VIR_MIGRATE_UNSAFE. The lab talks to libvirt
-through `virsh` only: the project's driver is the one module importing libvirt.
+the shared kernel + busybox initramfs, with ACPI so `virsh shutdown` is a graceful power-off. Their disk is
+a qcow2 on the NFS export, attached as an NFS network disk with cache='none', so a live migration is safe
+without VIR_MIGRATE_UNSAFE. The lab talks to libvirt through `virsh` only: the project's driver is the one
+module importing libvirt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from xml.sax.saxutils import escape
 from .config import DISK_SIZE_MIB, GUEST_MEMORY_MIB, GUESTS, HOSTS, NFS_ADDRESS, GuestSpec, Paths
 from .config import guest as guest_spec
 from .config import host as host_spec
+from .image import INIT
 from .procs import LabError, run
 
 DOMAIN_XML = """\
@@ -23,6 +26,7 @@ DOMAIN_XML = """\
   <name>{name}</name>
   <uuid>{uuid}</uuid>
   <title>kvmcluster lab guest</title>
+  <description>kvmcluster lab definition {version}</description>
   <memory unit='MiB'>{memory}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -31,6 +35,7 @@ DOMAIN_XML = """\
     <initrd>{initrd}</initrd>
     <cmdline>{cmdline}</cmdline>
   </os>
+  <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -62,6 +67,12 @@ NIC_XML = """\
 """
 
 
+# Definitions survive `lab down` (libvirt keeps them), and a running guest keeps the init it booted:
+# `up` redefines and reboots a guest made by an older lab, so a change here or in the guest's init
+# (ACPI, say) reaches a machine whose lab was left running.
+DEFINITION_VERSION = hashlib.sha256((DOMAIN_XML + NIC_XML + INIT).encode()).hexdigest()[:12]
+
+
 def uuid_of(name: str) -> str:
     """Stable UUID per lab guest, so a redefinition is the same domain to libvirt and the inventory."""
     import uuid
@@ -91,6 +102,7 @@ def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | 
         nfs=NFS_ADDRESS,
         nics=nics,
         console=p.console_log(spec.name),
+        version=DEFINITION_VERSION,
     )
 
 
@@ -159,6 +171,8 @@ def ensure_all(p: Paths) -> list[str]:
     for spec in GUESTS:
         ensure_disk(p, spec.name)
         hosts = where[spec.name]
+        if hosts and not _definition_current(spec.name, next(iter(hosts))):
+            hosts = _redefine_where_it_is(p, spec, hosts)
         if not hosts:
             _define(p, host_spec(spec.host).uri, domain_xml(p, spec), spec.name)
             hosts = {spec.host: "shut off"}
@@ -185,6 +199,20 @@ def start_guest(uri: str, name: str, attempts: int = 4) -> None:
             if _TAP_RACE not in str(e) or attempt == attempts:
                 raise
             time.sleep(0.3 * attempt)
+
+
+def _definition_current(name: str, host: str) -> bool:
+    xml = virsh(host_spec(host).uri, "dumpxml", "--inactive", name, check=False)
+    return f"kvmcluster lab definition {DEFINITION_VERSION}" in xml
+
+
+def _redefine_where_it_is(p: Paths, spec: GuestSpec, hosts: dict[str, str]) -> dict[str, str]:
+    """Replace an older lab's definition on the host that has the guest (the running one, if any);
+    a running guest is stopped so it boots with the new one."""
+    host = next((h for h, state in hosts.items() if state == "running"), next(iter(hosts)))
+    undefine_everywhere(spec.name)
+    _define(p, host_spec(host).uri, domain_xml(p, spec), spec.name)
+    return {host: "shut off"}
 
 
 def destroy_all(uri: str) -> None:

@@ -17,17 +17,32 @@ from pathlib import Path
 from .config import Paths
 from .procs import LabError, run, which
 
-# Load order matters: each module needs the ones before it.
-VIRTIO_MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk")
+# Load order matters: each module needs the ones before it. button + evdev turn the ACPI power button
+# (`virsh shutdown`) into an input event busybox acpid sees, so the guest shuts down gracefully.
+GUEST_MODULES = (
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "button",
+    "evdev",
+)
 
 # The guest's PID 1. fill=N MiB of random data is written once into a tmpfs; dirty=M MiB are rewritten
 # every second (so a live migration can be made short, long or non-converging); every second a heartbeat
 # "HB n" goes to the serial console and to sector 0 of the NFS disk (proves disk I/O after a move).
+# An ACPI power-button press logs GUEST-POWEROFF, syncs and powers off (a graceful shutdown).
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in MODULES; do insmod /lib/modules/$m.ko 2>/dev/null; done
+mkdir -p /etc/acpi/PWRF
+printf '#!/bin/sh\necho GUEST-POWEROFF >/dev/console\nsync\npoweroff -f\n' >/etc/acpi/PWRF/00000080
+chmod +x /etc/acpi/PWRF/00000080
+acpid -d -c /etc/acpi &  # -d: foreground, log to the console (no /var/log here)
 FILL=0; DIRTY=0
 for a in $(cat /proc/cmdline); do case $a in fill=*) FILL=${a#fill=};; dirty=*) DIRTY=${a#dirty=};; esac; done
 echo "GUEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) fill=$FILL dirty=$DIRTY"
@@ -42,7 +57,7 @@ while true; do
   echo "HB $i up=$(cut -d' ' -f1 /proc/uptime)"
   sleep 1
 done
-""".replace("MODULES", " ".join(VIRTIO_MODULES))
+""".replace("MODULES", " ".join(GUEST_MODULES))
 
 
 def _kernel_package() -> str:
@@ -100,7 +115,7 @@ def ensure(p: Paths) -> bool:
     for sub in ("bin", "proc", "sys", "dev", "mnt", "lib/modules"):
         (root / sub).mkdir(parents=True)
     shutil.copy(which("busybox"), root / "bin/busybox")
-    for mod in VIRTIO_MODULES:
+    for mod in GUEST_MODULES:
         found = list(kdir.glob(f"lib/modules/*/kernel/**/{mod}.ko"))
         if not found:
             raise LabError(f"kernel module {mod}.ko missing from {kdir}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import Group, User
@@ -127,3 +128,32 @@ def worker_command(job_id: int) -> list[str]:
 
     names = {alias: str(connections[alias].settings_dict["NAME"]) for alias in connections}
     return [sys.executable, "-m", "tests.lab.migration_worker", str(job_id), json.dumps(names)]
+
+
+@contextmanager
+def extra_guest(mlab: MigrationLab, name: str, host: str, *, cpu: str = "", kernel_args: str = "", start: bool = False):
+    """A throwaway lab guest on `host`, for behaviour the lab's own guests must not have: a CPU model
+    (`cpu`, a <cpu> element) or kernel arguments (`kernel_args`, e.g. acpi=off). Gone afterwards."""
+    from hosts.lab import config, guests
+
+    p, spec = config.paths(), config.GuestSpec(name=name, host=host, start=start, mac_suffix=9)
+    xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
+    xml = xml.replace(guests.KERNEL_ARGS, f"{guests.KERNEL_ARGS} {kernel_args}".strip())
+    guests.ensure_disk(p, name)
+    definition = p.domain_xml(name)
+    definition.parent.mkdir(parents=True, exist_ok=True)
+    definition.write_text(xml)
+    try:
+        uri = mlab.lab.uri(host)
+        guests.virsh(uri, "define", str(definition))
+        if start:
+            mark = guests.console_size(p, name)
+            guests.start_guest(uri, name)
+            guests.wait_heartbeat(name, after_offset=mark, timeout=60, p=p)
+        mlab.refresh()
+        yield mlab.guest(name)
+    finally:
+        guests.undefine_everywhere(name)
+        p.disk(name).unlink(missing_ok=True)
+        definition.unlink(missing_ok=True)
+        mlab.refresh()

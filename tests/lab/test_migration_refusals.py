@@ -7,6 +7,7 @@ from accounts.models import AuditEvent
 from migrations_app import services
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
+from tests.lab.migration_support import extra_guest
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -88,26 +89,12 @@ def test_same_host_uuid_refused(mlab, lab):
 def test_guest_cpu_the_target_cannot_provide_refused_naming_the_features(mlab, lab):
     """The check judges the guest's own CPU model, not the hosts': both lab hosts are this machine, yet
     a guest whose model requires AVX-512 cannot run under the target's TCG, and libvirt says which feature."""
-    from hosts.lab import config, guests
-
-    p, spec = config.paths(), config.GuestSpec(name="lab-gcpu", host="hv-a", start=False, mac_suffix=9)
     cpu = "<cpu mode='custom' match='exact'><model>qemu64</model><feature policy='require' name='avx512f'/></cpu>"
-    xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
-    guests.ensure_disk(p, spec.name)
-    (p.export / "lab-gcpu.xml").write_text(xml)
-    try:
-        guests.virsh(lab.uri("hv-a"), "define", str(p.export / "lab-gcpu.xml"))
-        mlab.refresh()
+    with extra_guest(mlab, "lab-gcpu", "hv-a", cpu=cpu) as guest:
         err = refused(mlab, "lab-gcpu", "hv-b", kind="offline", start_on_target=True)
         assert failed_keys(err) == {"cpu"}
         assert "avx512f" in str(err)
-        assert lab.placement()["lab-g1"]  # the lab itself untouched
         # Copying only the definition is allowed: the CPU matters once it starts there (a warning).
-        items = facts.checklist(mlab.guest("lab-gcpu"), mlab.hv("hv-b"), "offline", {})
+        items = facts.checklist(guest, mlab.hv("hv-b"), "offline", {})
         cpu_item = next(i for i in items if i["key"] == "cpu")
         assert cpu_item["status"] == "warn" and "avx512f" in cpu_item["evidence"]
-    finally:
-        guests.undefine_everywhere("lab-gcpu")
-        p.disk(spec.name).unlink(missing_ok=True)
-        (p.export / "lab-gcpu.xml").unlink(missing_ok=True)
-        mlab.refresh()
