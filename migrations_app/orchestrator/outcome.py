@@ -137,7 +137,6 @@ def settle(
     error: str = "",
     aborted: bool = False,
     figures: dict | None = None,
-    action_prefix: str = "migration",
     reconciled: bool = False,
 ) -> MigrationJob:
     """Finish a job from libvirt's truth. SUCCEEDED only if `moved()`; CANCELLED if it was being cancelled
@@ -152,67 +151,41 @@ def settle(
         loc = locate(job)
     figures = {k: v for k, v in (figures or {}).items() if v is not None}
     where_text = loc.describe(job)
-    if reconciled:
-        action_prefix = "migration.reconciled"
     with transaction.atomic():
-        if not error and moved(job, loc):
-            job = services.transition(
-                job.pk,
-                State.SUCCEEDED,
-                expected={State.RUNNING, State.CANCELLING},
-                where_guest_is=WhereGuestIs.TARGET,
-                message=f"verified by libvirt: {where_text}",
-                **figures,
-            )
-            _record_guest(job, loc)
-            audit_record(
-                action="migration.succeeded" if not reconciled else action_prefix,
-                params={
-                    "outcome": "succeeded",
-                    "total_ms": job.total_ms,
-                    "downtime_ms": job.downtime_ms,
-                    "data_sent": job.data_sent,
-                    "where": where_text,
-                },
-                message=where_text,
-                **_audit_kw(job),
-            )
-            return job
-        if (aborted or job.state == State.CANCELLING) and loc.where == WhereGuestIs.SOURCE and job.cancelled_by_id:
-            job = services.transition(
-                job.pk,
-                State.CANCELLED,
-                expected={State.RUNNING, State.CANCELLING},
-                where_guest_is=WhereGuestIs.SOURCE,
-                error=error,
-                message=f"cancelled; {where_text}",
-                **figures,
-            )
-            _record_guest(job, loc)
-            audit_record(
-                action="migration.cancelled" if not reconciled else action_prefix,
-                params={"outcome": "cancelled", "where": where_text},
-                message=error or where_text,
-                **_audit_kw(job, job.cancelled_by),
-            )
-            return job
-        if not error:
-            error = f"libvirt reported success but verification failed: {where_text}"
+        state, where, error, message = _ending(job, loc, error, aborted, where_text)
         job = services.transition(
             job.pk,
-            State.FAILED,
+            state,
             expected={State.RUNNING, State.CANCELLING},
-            where_guest_is=loc.where,
+            where_guest_is=where,
             error=error,
-            message=f"failed: {error} ({where_text})",
+            message=message,
             **figures,
         )
         _record_guest(job, loc)
+        params = {"outcome": str(state), "where": where_text}
+        if state == State.SUCCEEDED:
+            params |= {"total_ms": job.total_ms, "downtime_ms": job.downtime_ms, "data_sent": job.data_sent}
+        if state == State.FAILED:
+            params["where_guest_is"] = where
         audit_record(
-            action="migration.failed" if not reconciled else action_prefix,
-            outcome="error",
-            params={"outcome": "failed", "where": where_text, "where_guest_is": loc.where},
-            message=f"{error} — guest: {where_text}",
-            **_audit_kw(job),
+            action="migration.reconciled" if reconciled else f"migration.{state.value}",
+            outcome="error" if state == State.FAILED else "ok",
+            params=params,
+            message={State.SUCCEEDED: where_text, State.CANCELLED: error or where_text}.get(
+                state, f"{error} — guest: {where_text}"
+            ),
+            **_audit_kw(job, job.cancelled_by if state == State.CANCELLED else None),
         )
         return job
+
+
+def _ending(job: MigrationJob, loc: Location, error: str, aborted: bool, where_text: str) -> tuple[str, str, str, str]:
+    """(state, where the guest is, error, timeline message) for a job that ended with `error` ('' if
+    libvirt reported success) and the guest at `loc`."""
+    if not error and moved(job, loc):
+        return State.SUCCEEDED, WhereGuestIs.TARGET, "", f"verified by libvirt: {where_text}"
+    if (aborted or job.state == State.CANCELLING) and loc.where == WhereGuestIs.SOURCE and job.cancelled_by_id:
+        return State.CANCELLED, WhereGuestIs.SOURCE, error, f"cancelled; {where_text}"
+    error = error or f"libvirt reported success but verification failed: {where_text}"
+    return State.FAILED, loc.where, error, f"failed: {error} ({where_text})"
