@@ -38,32 +38,22 @@ def guest_power(*, guest: Guest, action: str, actor=None, source_ip: str = "") -
         raise PowerRefused(f"{guest.name} is being moved; wait for the guest migration to finish.")
     call, audit_action = ACTIONS[action]
     hypervisor = guest.hypervisor
-    params = {"action": action}
+    audit = dict(
+        action=audit_action,
+        actor=actor,
+        source_ip=source_ip,
+        guest=guest.name,
+        guest_uuid=str(guest.uuid),
+        hypervisor=hypervisor.name,
+        params={"action": action},
+    )
     try:
         call(hypervisor.uri, str(guest.uuid))
     except DriverError as err:
-        audit_record(
-            action=audit_action,
-            actor=actor,
-            source_ip=source_ip,
-            guest=guest.name,
-            guest_uuid=str(guest.uuid),
-            hypervisor=hypervisor.name,
-            params=params,
-            outcome="failed",
-            message=err.message,
-        )
+        audit_record(**audit, outcome="failed", message=err.message)
         raise PowerRefused(err.message) from err
     with transaction.atomic():
-        audit_record(
-            action=audit_action,
-            actor=actor,
-            source_ip=source_ip,
-            guest=guest.name,
-            guest_uuid=str(guest.uuid),
-            hypervisor=hypervisor.name,
-            params=params,
-        )
+        audit_record(**audit)
     inventory.refresh_hypervisor(hypervisor)
     guest.refresh_from_db()
     return guest
