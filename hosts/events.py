@@ -38,9 +38,12 @@ def render_topology_push(*, hypervisor_ids: Iterable[int] | None = None, guest_i
     host_ids = set(hypervisor_ids or ()) | {g.hypervisor_id for g in guests}
     topology = selectors.topology(hypervisor_ids=sorted(host_ids))
     ctx["topology"] = topology
-    parts = [render_to_string("hosts/topology.html#summary", ctx)]
+    # Rows first: htmx parses a message inside a <template>, whose first tag sets the parsing mode. After
+    # a <ul> a <tr> is dropped (its cells become loose text), so the browser never swapped the rows when
+    # they followed the summary; led by a <tr>, the <ul> and <li> that follow are kept (checked in Chromium).
+    parts = [render_to_string("hosts/guest_list.html#guest-row", {**ctx, "guest": g}) for g in guests]
+    parts.append(render_to_string("hosts/topology.html#summary", ctx))
     parts += [render_to_string("hosts/topology.html#host-card", {**ctx, "card": card}) for card in topology.cards]
-    parts += [render_to_string("hosts/guest_list.html#guest-row", {**ctx, "guest": g}) for g in guests]
     return "".join(parts)
 
 

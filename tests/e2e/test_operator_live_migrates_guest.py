@@ -127,6 +127,11 @@ def test_operator_live_migrates_guest_and_viewer_cannot(browser, live_server_url
     # (locators, not wait_for_function: the CSP forbids eval, as it should)
     bar = page.locator(f"#migration-{job_id}-bar")
     expect(bar).to_have_attribute("value", re.compile(r"^([6-9]|[1-9][0-9])$"), timeout=60_000)
+    # Meanwhile the topology tab's row and chip show the move with its percentage (pushed, not polled).
+    for place in ("row", "chip"):
+        move = topology.locator(f"#guest-{guest_pk}-move-{place}")
+        expect(move).to_contain_text(re.compile(r"moving → hv-b \d+ %"), timeout=30_000)
+        expect(move.get_by_role("progressbar", name=f"Guest migration of {GUEST}")).to_be_attached()
     line = page.locator(".migration-chart polyline.line--remaining")
     expect(line).to_have_attribute("points", re.compile(r"\S+ \S+ \S+"), timeout=60_000)
     expect(page.locator(f"#migration-{job_id}-state")).to_have_text("Succeeded", timeout=120_000)
@@ -134,6 +139,7 @@ def test_operator_live_migrates_guest_and_viewer_cannot(browser, live_server_url
 
     # Tab 1 saw the guest arrive on hv-b without a reload.
     expect(target_card).to_contain_text(GUEST, timeout=30_000)
+    expect(topology.locator(f"#guest-{guest_pk}-move-row")).to_have_count(0)  # the re-pushed row has no move
     assert topology.evaluate("window.__e2eMarker") == "no reload"
     assert lab_guest_on_a.running_on(GUEST) == ["hv-b"]
     context.close()

@@ -68,6 +68,16 @@ def test_a_row_and_card_pushed_mid_move_keep_a_plain_indicator(cluster):
     assert _unbalanced(html) == []
 
 
+def test_a_pushed_row_comes_first_so_the_browser_keeps_it(cluster):
+    """htmx parses each socket message in a <template>: its first tag decides the parsing mode, and a <tr>
+    after a <ul> or <li> is dropped. Led by the rows, the message kept every element in Chromium."""
+    from hosts import events
+
+    html = events.render_topology_push(hypervisor_ids=[cluster["hv_a"].pk], guest_ids=[cluster["web"].pk])
+    first_tag = html.lstrip()[: html.lstrip().index(" ")]
+    assert first_tag == "<tr" and html.rindex("<tr ") < html.index("<ul ") < html.index('<li id="hypervisor-')
+
+
 @pytest.mark.django_db(transaction=True, databases="__all__")
 class TestPushes:
     @pytest.fixture(autouse=True)
