@@ -77,6 +77,9 @@ def push_job(job_id: int) -> None:
     job = MigrationJob.objects.select_related("source", "target").filter(pk=job_id).first()
     if job is None:
         return
+    if job.is_terminal:  # no more samples: forget its throttle clocks
+        _last_panel_push.pop(job.pk, None)
+        _last_topology_push.pop(job.pk, None)
     _send(
         job_group(job.pk),
         {"type": STATE, "html": render_progress(job), "state": job.state, "sent_at_ms": int(time.time() * 1000)},

@@ -126,6 +126,7 @@ class TestPushes:
         web = cluster["web"].pk
 
         def finish():
+            migration_events._last_topology_push[job.pk] = migration_events._last_panel_push[job.pk] = 1.0
             MigrationJob.objects.filter(pk=job.pk).update(state=State.SUCCEEDED, phase=Phase.DONE)
             Guest.objects.filter(pk=web).update(migrating=False, hypervisor=cluster["hv_b"])
             migration_events.push_job(job.pk)
@@ -135,3 +136,5 @@ class TestPushes:
         assert f'<tr id="guest-{web}-row" hx-swap-oob="true">' in html
         assert f'id="guest-{web}-chip"' in html  # now in hv-b's card
         assert f"guest-{web}-move" not in html and "moving" not in html
+        assert job.pk not in migration_events._last_topology_push  # a finished job's throttle clock is dropped
+        assert job.pk not in migration_events._last_panel_push
