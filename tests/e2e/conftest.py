@@ -2,10 +2,10 @@
 
 The server gets its own database: in the embedded profile a fresh SQLite directory; in the production
 profile (DATABASE_URL + REDIS_URL set) a throwaway PostgreSQL database next to the configured one and a
-private channel-layer prefix on the same Redis. Tests seed it through tests/e2e/seed.py, which runs the
-real inventory refresh against libvirt test-driver node files. No django-q2 worker runs: nothing in
-these tests needs one, and a scheduled refresh in another process would read its own copy of the
-test-driver hosts.
+private channel-layer prefix on the same Redis. Tests on test-driver hosts seed it through
+tests/e2e/seed.py (the real inventory refresh against libvirt test-driver node files) and run no django-q2
+worker: a scheduled refresh in another process would read its own copy of the test-driver hosts. Tests on
+the real lab (tests/e2e/lab_support.py) ask for the `worker` fixture: their migrations run in it.
 """
 
 from __future__ import annotations
@@ -144,6 +144,29 @@ def live_server_url(server_env: ServerEnv):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()
+
+
+@pytest.fixture
+def worker(server_env):
+    """A django-q2 cluster (`manage.py qcluster`) on the test server's database; stopped by its process group."""
+    log = open(server_env.data_dir / "worker.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [PYTHON, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=server_env.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)  # the cluster we started and its forked workers
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+    print("worker log (tail):", (server_env.data_dir / "worker.log").read_text()[-4000:])  # shown on failure
 
 
 @pytest.fixture

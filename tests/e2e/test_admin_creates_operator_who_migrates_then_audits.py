@@ -5,13 +5,12 @@ verified completion are there, attributed to the operator, in order, with an int
 Real parts: the two-host lab (libvirtd x2, a TCG guest), daphne, a django-q2 worker, Debian's Chromium.
 """
 
-import json
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_operator_live_migrates_guest import worker  # noqa: F401 - the django-q2 worker fixture
+from tests.e2e.lab_support import guest_on_hv_a, seed_lab, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
@@ -19,72 +18,28 @@ ADMIN_PASSWORD = "admin-password-4242"
 OPERATOR_PASSWORD = "Kestrel-Harbour-5531"
 GUEST = "lab-g2"
 
-SEED = """
-import json
-from django.contrib.auth.models import Group, User
-from accounts.roles import sync_role_groups
-from hosts.lab import registry
-from hosts.models import Guest, Hypervisor
-sync_role_groups()
-User.objects.create_user("ada", password=__PASSWORD__).groups.add(Group.objects.get(name="admin"))
-registry.register()
-print(registry.refresh_inventory())
-print(json.dumps({"guests": dict((n, p) for n, p in Guest.objects.values_list("name", "pk")),
-                  "hypervisors": dict((n, p) for n, p in Hypervisor.objects.values_list("name", "pk"))}))
-""".replace("__PASSWORD__", repr(ADMIN_PASSWORD))
-
 
 @pytest.fixture
 def lab_guest_on_a():
-    from hosts import lab as kvmlab
-    from hosts.drivers import libvirt_driver as driver
-    from hosts.drivers.types import MigrationOptions
-    from hosts.lab.handle import LabHandle
-
-    try:
-        kvmlab.preflight()
-    except kvmlab.LabError as exc:
-        pytest.skip(f"lab unavailable: {exc}")
-    kvmlab.up(wait=True)
-    lab = LabHandle()
-    here = lab.current_host(GUEST)
-    if here != "hv-a":
-        driver.migrate(lab.uri(here), lab.uri("hv-a"), lab.guest_uuids[GUEST], MigrationOptions(live=True))
-    lab.wait_heartbeat(GUEST, timeout=60)
-    yield lab
-    # Leave the lab as other tests expect it: the guest back on hv-a.
-    here = lab.current_host(GUEST)
-    if here not in (None, "hv-a"):
-        driver.migrate(lab.uri(here), lab.uri("hv-a"), lab.guest_uuids[GUEST], MigrationOptions(live=True))
+    yield from guest_on_hv_a(GUEST)
 
 
 @pytest.fixture
 def cluster(server_env, lab_guest_on_a):
-    out = server_env.run("manage.py", "shell", "-c", SEED)
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def _sign_in(context, username, password):
-    page = context.new_page()
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).not_to_have_url(re.compile(r"/login/"))
-    return page
+    return seed_lab(server_env, {"ada": ("admin", ADMIN_PASSWORD)})
 
 
 def test_admin_creates_operator_who_migrates_and_the_audit_shows_it(
     browser,
     live_server_url,
     cluster,
-    worker,  # noqa: F811 - the imported fixture, requested by name
+    worker,
     lab_guest_on_a,
 ):
     guest_pk = cluster["guests"][GUEST]
 
     # The admin creates the operator.
-    admin = _sign_in(browser.new_context(base_url=live_server_url), "ada", ADMIN_PASSWORD)
+    admin = sign_in(browser.new_context(base_url=live_server_url), "ada", ADMIN_PASSWORD)
     admin.goto("/users/new/")
     admin.get_by_label("Username").fill("otto")
     admin.get_by_label("Operator: runs guest migrations").check()
@@ -94,7 +49,7 @@ def test_admin_creates_operator_who_migrates_and_the_audit_shows_it(
     expect(admin.locator("#messages")).to_contain_text("Created otto as operator")
 
     # The operator live-migrates the guest to hv-b and waits for libvirt's verified result.
-    operator = _sign_in(browser.new_context(base_url=live_server_url), "otto", OPERATOR_PASSWORD)
+    operator = sign_in(browser.new_context(base_url=live_server_url), "otto", OPERATOR_PASSWORD)
     operator.goto(f"/guests/{guest_pk}/")
     operator.get_by_role("link", name="Migrate…").click()
     operator.get_by_role("radio", name=re.compile("hv-b")).check()

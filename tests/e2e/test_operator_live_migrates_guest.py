@@ -5,96 +5,31 @@ worker (`manage.py qcluster`), Debian's Chromium. The topology tab stays open an
 guest's chip appears under the target host when the worker's verified result is pushed.
 """
 
-import json
-import os
 import re
-import signal
-import subprocess
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PYTHON, ROOT
+from tests.e2e.lab_support import guest_on_hv_a, seed_lab, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 
 PASSWORD = "migrate-password-42"
 GUEST = "lab-g1"
 
-SEED = """
-import json
-from django.contrib.auth.models import Group, User
-from accounts.roles import sync_role_groups
-from hosts.lab import registry
-from hosts.models import Guest, Hypervisor
-sync_role_groups()
-for name, role in (("olga", "operator"), ("victor", "viewer")):
-    u = User.objects.create_user(name, password=__PASSWORD__)
-    u.groups.add(Group.objects.get(name=role))
-registry.register()
-print(registry.refresh_inventory())
-print(json.dumps({"guests": dict((n, p) for n, p in Guest.objects.values_list("name", "pk")),
-                  "hypervisors": dict((n, p) for n, p in Hypervisor.objects.values_list("name", "pk"))}))
-""".replace("__PASSWORD__", repr(PASSWORD))
-
 
 @pytest.fixture
 def lab_guest_on_a():
-    from hosts import lab as kvmlab
-    from hosts.drivers import libvirt_driver as driver
-    from hosts.drivers.types import MigrationOptions
-    from hosts.lab.handle import LabHandle
-
-    try:
-        kvmlab.preflight()
-    except kvmlab.LabError as exc:
-        pytest.skip(f"lab unavailable: {exc}")
-    kvmlab.up(wait=True)
-    lab = LabHandle()
-    uuid = lab.guest_uuids[GUEST]
-    here = lab.current_host(GUEST)
-    if here != "hv-a":
-        driver.migrate(lab.uri(here), lab.uri("hv-a"), uuid, MigrationOptions(live=True))
-    lab.wait_heartbeat(GUEST, timeout=60)
-    return lab
+    yield from guest_on_hv_a(GUEST)
 
 
 @pytest.fixture
 def cluster(server_env, lab_guest_on_a):
-    out = server_env.run("manage.py", "shell", "-c", SEED)
-    return json.loads(out.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def worker(server_env, cluster):
-    log = open(server_env.data_dir / "worker.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [PYTHON, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=server_env.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)  # the cluster we started and its forked workers
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
-    print("worker log (tail):", (server_env.data_dir / "worker.log").read_text()[-4000:])  # shown on failure
+    return seed_lab(server_env, {"olga": ("operator", PASSWORD), "victor": ("viewer", PASSWORD)})
 
 
 def login(context, username: str):
-    page = context.new_page()
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).not_to_have_url(re.compile(r"/login/"))
-    return page
+    return sign_in(context, username, PASSWORD)
 
 
 def test_operator_live_migrates_guest_and_viewer_cannot(browser, live_server_url, cluster, worker, lab_guest_on_a):
