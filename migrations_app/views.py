@@ -162,15 +162,12 @@ def migration_create(request, pk: int):
 @require_GET
 @require_perm(Perm.RUN_MIGRATIONS)
 def migration_targets(request, pk: int):
-    """Per-target readiness for the chosen mode (htmx swap when the mode changes)."""
+    """Per-target readiness for the chosen mode and the options that change the checks (htmx swap)."""
     guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
     kind = request.GET.get("kind", "live")
     if kind not in ("live", "offline"):
         return HttpResponse("mode must be live or offline", status=400)
-    options = {
-        "shutdown_first": request.GET.get("shutdown_first") == "on",
-        "start_on_target": request.GET.get("start_on_target") == "on",
-    }
+    options = {key: request.GET.get(key) == "on" for key in ("compressed", "shutdown_first", "start_on_target")}
     form = MigrationRequestForm(guest=guest)
     return render(
         request,

@@ -530,7 +530,13 @@ def compression_cache(uri: str, uuid: str) -> int | None:
     guest's QEMU can compress a migration: libvirt refuses the question when it can't."""
     with _calling(uri):
         dom = _domain(_connection(uri), uuid)
-        return int(dom.migrateGetCompressionCache(0)) if dom.isActive() else None
+        if not dom.isActive():
+            return None
+        size = dom.migrateGetCompressionCache(0)
+    if size is None:
+        # libvirt-python returns None here instead of raising; the reason is libvirt's last error.
+        raise OperationUnsupported(libvirt.virGetLastErrorMessage() or "no answer", None, uri)
+    return int(size)
 
 
 def migration_flags(options: MigrationOptions) -> int:

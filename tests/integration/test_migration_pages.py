@@ -66,3 +66,20 @@ def test_viewer_is_refused_on_every_action_endpoint(client):
     assert client.get(reverse("guest-migrate-targets", args=[job.guest_id])).status_code == 403
     assert client.get(reverse("migration-detail", args=[job.pk])).status_code == 200
     assert client.get(reverse("migration-progress", args=[job.pk])).status_code == 200
+
+
+def test_target_readiness_follows_the_compression_option_with_libvirts_answer(client):
+    """libvirt's test driver cannot compress a migration: ticking compression adds the check, and the
+    target is blocked with libvirt's own words (a real libvirt answer, no mock)."""
+    make_user("otto", "operator")
+    assert client.login(username="otto", password=PASSWORD)
+    a = Hypervisor.objects.create(name="hv-a", uri="test:///default")
+    Hypervisor.objects.create(name="hv-b", uri="test:///default?b")
+    # the test driver's own running guest, "test"
+    g = Guest.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", name="test", hypervisor=a, power="running")
+    url = reverse("guest-migrate-targets", args=[g.pk])
+    plain = client.get(url, {"kind": "live"}).content.decode()
+    assert "Both hosts can compress" not in plain
+    compressed = client.get(url, {"kind": "live", "compressed": "on"}).content.decode()
+    assert "Both hosts can compress the migration (XBZRLE)" in compressed
+    assert "not supported by the connection driver" in compressed and "Untick compression" in compressed
