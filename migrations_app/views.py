@@ -143,20 +143,36 @@ def migration_create(request, pk: int):
             if request.htmx:
                 return HttpResponseClientRedirect(job.get_absolute_url())
             return redirect(job.get_absolute_url())
-    kind = request.POST.get("kind") or request.GET.get("kind") or "live"
+    data = request.POST if request.method == "POST" else request.GET
+    kind = data.get("kind") if data.get("kind") in ("live", "offline") else "live"
+    targets = _readiness(guest, kind, data)
     ctx = {
         "guest": guest,
         "form": form,
         "error": error,
         "kind": kind,
-        "targets": facts.readiness(guest, kind if kind in ("live", "offline") else "live", {}),
-        "selected": request.POST.get("target") or request.GET.get("target", ""),
+        "targets": targets,
+        "selected": data.get("target") or _only_candidate(targets),
     }
     status = 400 if request.method == "POST" and not request.htmx else 200
     template = "migrations_app/migration_form.html"
     if request.htmx and request.method == "POST":
         template += "#form"
     return render(request, template, ctx, status=status)
+
+
+# The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
+READINESS_OPTIONS = ("compressed", "shutdown_first", "start_on_target")
+
+
+def _readiness(guest: Guest, kind: str, data) -> list[dict]:
+    return facts.readiness(guest, kind, {key: data.get(key) == "on" for key in READINESS_OPTIONS})
+
+
+def _only_candidate(targets: list[dict]) -> str:
+    """The one target that is not blocked, preselected (the usual two-host case); '' if it is a choice."""
+    open_targets = [row for row in targets if row["verdict"] != "blocked"]
+    return str(open_targets[0]["target"].pk) if len(open_targets) == 1 else ""
 
 
 @require_GET
@@ -167,16 +183,16 @@ def migration_targets(request, pk: int):
     kind = request.GET.get("kind", "live")
     if kind not in ("live", "offline"):
         return HttpResponse("mode must be live or offline", status=400)
-    options = {key: request.GET.get(key) == "on" for key in ("compressed", "shutdown_first", "start_on_target")}
     form = MigrationRequestForm(guest=guest)
+    targets = _readiness(guest, kind, request.GET)
     return render(
         request,
         "migrations_app/migration_form.html#targets",
         {
             "guest": guest,
             "form": form,
-            "targets": facts.readiness(guest, kind, options),
-            "selected": request.GET.get("target", ""),
+            "targets": targets,
+            "selected": request.GET.get("target") or _only_candidate(targets),
             "kind": kind,
         },
     )

@@ -83,3 +83,23 @@ def test_target_readiness_follows_the_compression_option_with_libvirts_answer(cl
     compressed = client.get(url, {"kind": "live", "compressed": "on"}).content.decode()
     assert "Both hosts can compress the migration (XBZRLE)" in compressed
     assert "not supported by the connection driver" in compressed and "Untick compression" in compressed
+
+
+def test_a_refused_post_shows_the_checks_for_the_options_it_was_sent_with(client):
+    make_user("otto", "operator")
+    assert client.login(username="otto", password=PASSWORD)
+    a = Hypervisor.objects.create(name="hv-a", uri="test:///default")
+    Hypervisor.objects.create(name="hv-b", uri="test:///default?b")
+    g = Guest.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", name="test", hypervisor=a, power="running")
+    response = client.post(reverse("guest-migrate", args=[g.pk]), {"compressed": "on", "kind": "live"})
+    assert response.status_code == 400 and "This field is required" in response.content.decode()  # no target
+    assert "Both hosts can compress the migration (XBZRLE)" in response.content.decode()
+
+
+def test_only_a_single_open_target_is_preselected():
+    from migrations_app.views import _only_candidate
+
+    hv_b, hv_c = Hypervisor(pk=2, name="hv-b"), Hypervisor(pk=3, name="hv-c")
+    assert _only_candidate([{"target": hv_b, "verdict": "warning"}, {"target": hv_c, "verdict": "blocked"}]) == "2"
+    assert _only_candidate([{"target": hv_b, "verdict": "ready"}, {"target": hv_c, "verdict": "ready"}]) == ""
+    assert _only_candidate([{"target": hv_b, "verdict": "blocked"}]) == ""
