@@ -86,5 +86,48 @@ class MigrationRequestForm(forms.Form):
         return out
 
 
+# Which options matter for which mode, and how a stored value reads to an operator.
+LIVE_OPTIONS = (
+    "bandwidth_mibps",
+    "max_downtime_ms",
+    "auto_converge",
+    "allow_postcopy",
+    "compressed",
+    "completion_timeout_s",
+    "timeout_action",
+    "persist_dest",
+    "undefine_source",
+)
+OFFLINE_OPTIONS = ("shutdown_first", "shutdown_timeout_s", "start_on_target", "undefine_source")
+_ZERO_MEANS = {
+    "bandwidth_mibps": "unlimited",
+    "max_downtime_ms": "QEMU default (300 ms)",
+    "completion_timeout_s": "none",
+}
+
+
+def option_rows(kind: str, options: dict) -> list[tuple[str, str]]:
+    """(label, value) of the options a job was requested with, worded as the form words them."""
+    fields = MigrationRequestForm.base_fields
+    names = list(LIVE_OPTIONS if kind == Kind.LIVE else OFFLINE_OPTIONS)
+    if kind == Kind.LIVE and not options.get("completion_timeout_s"):
+        names.remove("timeout_action")  # no timeout, no action
+    if kind == Kind.OFFLINE and not options.get("shutdown_first"):
+        names.remove("shutdown_timeout_s")
+    rows = []
+    for name in names:
+        value = options.get(name)
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif name in _ZERO_MEANS and not value:
+            text = _ZERO_MEANS[name]
+        elif name == "timeout_action":
+            text = str(dict(TimeoutAction.choices).get(value, value))
+        else:
+            text = str(value)
+        rows.append((str(fields[name].label).removeprefix("Offline: "), text))
+    return rows
+
+
 class BandwidthForm(forms.Form):
     mibps = forms.IntegerField(min_value=1, max_value=100_000, label="Bandwidth (MiB/s)")

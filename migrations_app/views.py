@@ -16,7 +16,7 @@ from hosts.models import Guest
 from migrations_app import selectors, services
 from migrations_app import state_machine as sm
 from migrations_app.choices import State
-from migrations_app.forms import BandwidthForm, MigrationRequestForm
+from migrations_app.forms import BandwidthForm, MigrationRequestForm, option_rows
 from migrations_app.orchestrator import facts
 
 DETAIL = "migrations_app/migration_detail.html"
@@ -47,6 +47,7 @@ def _detail_context(request, job, **extra) -> dict:
         "controls": sm.controls(job.state, job.kind, bool(job.options.get("allow_postcopy")), job.postcopy_started),
         "chart_samples": selectors.samples_for_chart(job),
         "chart_id": f"migration-{job.pk}-samples",
+        "option_rows": option_rows(job.kind, job.options),
         "timeline": job.events.all()[:500],
         **extra,
     }

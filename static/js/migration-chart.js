@@ -38,7 +38,15 @@
     var maxRate = Math.max.apply(null, c.pts.map(function (p) { return Math.max(p.thr, p.dirty); })) || 1;
     c.svg.innerHTML = line(c.pts, "rem", maxT, maxRem, "line--remaining") +
       line(c.pts, "thr", maxT, maxRate, "line--throughput") + line(c.pts, "dirty", maxT, maxRate, "line--dirty");
+    // Each line is scaled to its own peak: say what the top of the chart means.
+    var scale = c.fig.querySelector("[data-chart-scale]");
+    if (scale) {
+      scale.textContent = "0–" + (maxT / 1000).toFixed(1) + " s · top of chart: remaining " + mib(maxRem) +
+        " MiB, rates " + mib(maxRate) + " MiB/s";
+    }
   }
+
+  function mib(bytes) { return (bytes / 1048576).toFixed(1); }
 
   function ingest(root) {
     (root.querySelectorAll ? root.querySelectorAll(".migration-sample") : []).forEach(function (el) {
