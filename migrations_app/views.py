@@ -41,10 +41,15 @@ def migration_list(request):
 
 
 def _detail_context(request, job, **extra) -> dict:
+    allow_postcopy = bool(job.options.get("allow_postcopy"))
+    controls = sm.controls(job.state, job.kind, allow_postcopy, job.postcopy_started)
+    later = sm.controls(State.RUNNING, job.kind, allow_postcopy)
     return {
         "job": job,
         "can_run": user_can(request.user, Perm.RUN_MIGRATIONS),
-        "controls": sm.controls(job.state, job.kind, bool(job.options.get("allow_postcopy")), job.postcopy_started),
+        "controls": controls,
+        # Shown greyed out while the job waits; the page's script enables them when it starts running.
+        "later_controls": later - controls if job.state in (State.PENDING, State.QUEUED) else frozenset(),
         "chart_samples": selectors.samples_for_chart(job),
         "chart_id": f"migration-{job.pk}-samples",
         "option_rows": option_rows(job.kind, job.options),

@@ -59,9 +59,13 @@
           c.pts.push({t: t, rem: +el.dataset.remaining, thr: +el.dataset.throughput, dirty: +el.dataset.dirty});
         }
       }
-      if (el.dataset.terminal === "1") {
-        var controls = document.getElementById("migration-" + el.dataset.job + "-controls");
-        if (controls) { controls.hidden = true; }
+      var controls = document.getElementById("migration-" + el.dataset.job + "-controls");
+      if (controls && el.dataset.terminal === "1") { controls.hidden = true; }
+      if (controls && el.dataset.state === "running") {
+        // Controls rendered while the job waited (greyed out) now apply.
+        controls.querySelectorAll("[data-enable-when='running']").forEach(function (c) {
+          if (c.tagName === "P") { c.hidden = true; } else { c.disabled = false; }
+        });
       }
       draw(c);
     });

@@ -62,6 +62,8 @@ def test_operator_live_migrates_guest_and_viewer_cannot(browser, live_server_url
     # (locators, not wait_for_function: the CSP forbids eval, as it should)
     bar = page.locator(f"#migration-{job_id}-bar")
     expect(bar).to_have_attribute("value", re.compile(r"^([6-9]|[1-9][0-9])$"), timeout=60_000)
+    # The bandwidth control, greyed out while the job waited, applies now that it runs (no reload).
+    expect(page.get_by_label("Bandwidth (MiB/s)")).to_be_enabled()
     # Meanwhile the topology tab's row and chip show the move with its percentage (pushed, not polled).
     for place in ("row", "chip"):
         move = topology.locator(f"#guest-{guest_pk}-move-{place}")

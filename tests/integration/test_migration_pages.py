@@ -103,3 +103,17 @@ def test_only_a_single_open_target_is_preselected():
     assert _only_candidate([{"target": hv_b, "verdict": "warning"}, {"target": hv_c, "verdict": "blocked"}]) == "2"
     assert _only_candidate([{"target": hv_b, "verdict": "ready"}, {"target": hv_c, "verdict": "ready"}]) == ""
     assert _only_candidate([{"target": hv_b, "verdict": "blocked"}]) == ""
+
+
+def test_a_waiting_live_job_shows_its_running_controls_greyed_out(client):
+    make_user("otto", "operator")
+    assert client.login(username="otto", password=PASSWORD)
+    jobs(1)
+    job = MigrationJob.objects.get()
+    MigrationJob.objects.filter(pk=job.pk).update(state="pending", options={"allow_postcopy": True})
+    page = client.get(reverse("migration-detail", args=[job.pk])).content.decode()
+    assert page.count('disabled data-enable-when="running"') == 2  # bandwidth and post-copy
+    assert "can be changed once the move is running" in page
+    MigrationJob.objects.filter(pk=job.pk).update(state="running")
+    page = client.get(reverse("migration-detail", args=[job.pk])).content.decode()
+    assert "data-enable-when" not in page and 'name="mibps"' in page and "Switch to post-copy" in page
