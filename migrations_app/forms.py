@@ -7,6 +7,20 @@ from django import forms
 from hosts.models import Guest, Hypervisor
 from migrations_app.choices import Kind, TimeoutAction
 
+# Which options matter for which mode (the job page lists only those).
+LIVE_OPTIONS = (
+    "bandwidth_mibps",
+    "max_downtime_ms",
+    "auto_converge",
+    "allow_postcopy",
+    "compressed",
+    "completion_timeout_s",
+    "timeout_action",
+    "persist_dest",
+    "undefine_source",
+)
+OFFLINE_OPTIONS = ("shutdown_first", "shutdown_timeout_s", "start_on_target", "undefine_source")
+
 
 class MigrationRequestForm(forms.Form):
     target = forms.ModelChoiceField(
@@ -50,20 +64,7 @@ class MigrationRequestForm(forms.Form):
     )
     start_on_target = forms.BooleanField(required=False, label="Offline: start the guest on the target afterwards")
 
-    OPTION_FIELDS = (
-        "bandwidth_mibps",
-        "max_downtime_ms",
-        "auto_converge",
-        "allow_postcopy",
-        "compressed",
-        "completion_timeout_s",
-        "timeout_action",
-        "persist_dest",
-        "undefine_source",
-        "shutdown_first",
-        "shutdown_timeout_s",
-        "start_on_target",
-    )
+    OPTION_FIELDS = LIVE_OPTIONS + ("shutdown_first", "shutdown_timeout_s", "start_on_target")
 
     def __init__(self, *args, guest: Guest, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,19 +87,7 @@ class MigrationRequestForm(forms.Form):
         return out
 
 
-# Which options matter for which mode, and how a stored value reads to an operator.
-LIVE_OPTIONS = (
-    "bandwidth_mibps",
-    "max_downtime_ms",
-    "auto_converge",
-    "allow_postcopy",
-    "compressed",
-    "completion_timeout_s",
-    "timeout_action",
-    "persist_dest",
-    "undefine_source",
-)
-OFFLINE_OPTIONS = ("shutdown_first", "shutdown_timeout_s", "start_on_target", "undefine_source")
+# How a stored 0 reads to an operator.
 _ZERO_MEANS = {
     "bandwidth_mibps": "unlimited",
     "max_downtime_ms": "QEMU default (300 ms)",

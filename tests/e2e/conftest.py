@@ -110,6 +110,16 @@ def server_env(tmp_path_factory) -> ServerEnv:
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop a process started with start_new_session (its own group: only it and its children), by PID."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.fixture
 def live_server_url(server_env: ServerEnv):
     """Start daphne on a free loopback port; stop it (by its PID) after the test."""
@@ -137,12 +147,7 @@ def live_server_url(server_env: ServerEnv):
             pytest.fail(f"server did not start:\n{(server_env.data_dir / 'server.log').read_text()}")
         time.sleep(0.3)
     yield url
-    os.killpg(proc.pid, signal.SIGTERM)  # its own session: only the server we started
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _stop_group(proc, timeout=15)
     log.close()
 
 
@@ -159,12 +164,7 @@ def worker(server_env):
         start_new_session=True,
     )
     yield proc
-    os.killpg(proc.pid, signal.SIGTERM)  # the cluster we started and its forked workers
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _stop_group(proc, timeout=20)  # the cluster we started and its forked workers
     log.close()
     print("worker log (tail):", (server_env.data_dir / "worker.log").read_text()[-4000:])  # shown on failure
 
