@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from . import guests, service
 from .config import GUESTS, HOSTS, NFS_ADDRESS, HostSpec, Paths, paths
+from .procs import LabError
 
 
 @dataclass
@@ -89,6 +90,23 @@ class LabHandle:
         with open(self.paths.console_log(guest_name), "rb") as f:
             f.seek(after_offset)
             return f.read().decode(errors="replace")
+
+    def assert_kept_running(self, guest_name: str, since_offset: int, beats: int = 5, timeout: float = 30) -> int:
+        """The guest neither crashed nor rebooted since `since_offset` (console_offset before the move)
+        and its heartbeat rises `beats` more times. A live move that corrupts the guest's memory shows
+        as a kernel panic and a reboot a second or two after it "succeeded", or as a heartbeat that
+        stops: counting a couple of beats right after the move would miss both."""
+        last = self.heartbeat(guest_name) or 0
+        try:
+            hb = self.wait_heartbeat(guest_name, above=last + beats, timeout=timeout, after_offset=since_offset)
+        except LabError as err:
+            console = self.console_text(guest_name, since_offset)[-1500:]
+            raise LabError(f"{err}; console since the move:\n{console}") from err
+        text = self.console_text(guest_name, since_offset)
+        for sign in ("Kernel panic", "GUEST-BOOTED"):
+            if sign in text:
+                raise LabError(f"{guest_name}: {sign!r} on its console since the move:\n{text[-1500:]}")
+        return hb
 
     # ---------------------------------------------------------------------------- actions
     def set_workload(self, guest_name: str, fill: int, dirty: int, wait: bool = True) -> str:
