@@ -96,3 +96,22 @@ def test_guest_start_retries_only_the_tap_name_race(monkeypatch):
     answers[:] = [LabError("error: Cannot access storage file")]
     with pytest.raises(LabError, match="storage file"):
         guests.start_guest("qemu+tcp://x/system", "lab-g3")
+
+
+def test_up_restarts_a_running_guest_whose_console_went_silent(monkeypatch, tmp_path):
+    # A hung guest (libvirt: running, heartbeat stopped) cannot be made on demand; its silent log can.
+    import os
+    import time
+
+    p = config.Paths(root=tmp_path)
+    log = p.console_log("lab-g1")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("HB 1131\n")
+    destroyed = []
+    monkeypatch.setattr(guests, "virsh", lambda uri, *args, **kw: destroyed.append(args))
+    assert guests._stop_if_hung(p, "lab-g1", {"hv-a": "running"}) == {"hv-a": "running"}  # just beat
+    old = time.time() - 120
+    os.utime(log, (old, old))
+    assert guests._stop_if_hung(p, "lab-g1", {"hv-a": "running"}) == {"hv-a": "shut off"}
+    assert destroyed == [("destroy", "lab-g1")]
+    assert guests._stop_if_hung(p, "lab-g1", {"hv-a": "shut off"}) == {"hv-a": "shut off"}  # nothing to stop
