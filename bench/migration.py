@@ -154,9 +154,11 @@ def main() -> int:
             subprocess.run([*cmd, args.guest, lab.uri(dst)], check=True, timeout=600)
             b_times.append(time.monotonic() - t0)
             assert driver.find_domain(lab.uri(dst), uuid) is not None
+            in_worker = (job.finished_at - job.started_at).total_seconds()
             print(
                 f"run {run}: dashboard {wall:.2f}s (job #{job_id}, {len(stamps)} progress msgs, "
-                f"pickup {pickups[-1]:.0f} ms) | virsh {b_times[-1]:.2f}s",
+                f"pickup {pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
+                f"libvirt job {job.total_ms / 1000:.2f}s) | virsh {b_times[-1]:.2f}s",
                 flush=True,
             )
     finally:
