@@ -148,7 +148,8 @@ def current_host(name: str) -> str | None:
     return next(iter(hosts), None)
 
 
-def _define(p: Paths, uri: str, xml: str, name: str) -> None:
+def define(p: Paths, uri: str, xml: str, name: str) -> None:
+    """Define `name` on `uri` from `xml`, keeping the file in the lab's domains directory."""
     f = p.domain_xml(name)
     f.parent.mkdir(parents=True, exist_ok=True)
     f.write_text(xml)
@@ -174,7 +175,7 @@ def ensure_all(p: Paths) -> list[str]:
         if hosts and not _definition_current(spec.name, next(iter(hosts))):
             hosts = _redefine_where_it_is(p, spec, hosts)
         if not hosts:
-            _define(p, host_spec(spec.host).uri, domain_xml(p, spec), spec.name)
+            define(p, host_spec(spec.host).uri, domain_xml(p, spec), spec.name)
             hosts = {spec.host: "shut off"}
         hosts = _stop_if_hung(p, spec.name, hosts)
         if spec.start and "running" not in hosts.values():
@@ -230,7 +231,7 @@ def _redefine_where_it_is(p: Paths, spec: GuestSpec, hosts: dict[str, str]) -> d
     a running guest is stopped so it boots with the new one."""
     host = next((h for h, state in hosts.items() if state == "running"), next(iter(hosts)))
     undefine_everywhere(spec.name)
-    _define(p, host_spec(host).uri, domain_xml(p, spec), spec.name)
+    define(p, host_spec(host).uri, domain_xml(p, spec), spec.name)
     return {host: "shut off"}
 
 
@@ -262,7 +263,7 @@ def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait:
     if domains(uri).get(name, "shut off") != "shut off":
         virsh(uri, "destroy", name)
     mark = console_size(p, name)
-    _define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty), name)
+    define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty), name)
     start_guest(uri, name)
     if wait:
         wait_heartbeat(name, after_offset=mark, timeout=60 + fill / 4, p=p)

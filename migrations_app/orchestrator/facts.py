@@ -151,8 +151,7 @@ def gather(
         f_src = pool.submit(_live_host, source.uri, False) if source_snap is None else None
         f_dst = pool.submit(_live_host, target.uri, True)
         f_cpu = pool.submit(_cpu, guest, source, target)
-        wants_compression = kind == "live" and options.get("compressed")
-        f_comp = pool.submit(_compression, guest, source) if wants_compression else None
+        f_comp = pool.submit(_compression, guest, source) if pf.wants_compression(kind, options) else None
         if f_live is not None:
             live = f_live.result()
         src = source_snap or host_snap(source, exclude_job, live=f_src.result())

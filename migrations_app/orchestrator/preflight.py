@@ -329,9 +329,14 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
+def wants_compression(kind: str, options: dict) -> bool:
+    """Compression applies to live moves only (an offline move sends no memory)."""
+    return kind == "live" and bool(options.get("compressed"))
+
+
 def check_compression(f: Facts) -> CheckItem | None:
     """Only when a live move asks for compression: both QEMUs must be able to do it."""
-    if f.kind != "live" or not f.options.get("compressed"):
+    if not wants_compression(f.kind, f.options):
         return None
     label = "Both hosts can compress the migration (XBZRLE)"
     hint = "Untick compression, or upgrade QEMU on that host."

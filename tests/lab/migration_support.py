@@ -140,12 +140,9 @@ def extra_guest(mlab: MigrationLab, name: str, host: str, *, cpu: str = "", kern
     xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
     xml = xml.replace(guests.KERNEL_ARGS, f"{guests.KERNEL_ARGS} {kernel_args}".strip())
     guests.ensure_disk(p, name)
-    definition = p.domain_xml(name)
-    definition.parent.mkdir(parents=True, exist_ok=True)
-    definition.write_text(xml)
     try:
         uri = mlab.lab.uri(host)
-        guests.virsh(uri, "define", str(definition))
+        guests.define(p, uri, xml, name)
         if start:
             mark = guests.console_size(p, name)
             guests.start_guest(uri, name)
@@ -155,5 +152,5 @@ def extra_guest(mlab: MigrationLab, name: str, host: str, *, cpu: str = "", kern
     finally:
         guests.undefine_everywhere(name)
         p.disk(name).unlink(missing_ok=True)
-        definition.unlink(missing_ok=True)
+        p.domain_xml(name).unlink(missing_ok=True)
         mlab.refresh()
