@@ -8,6 +8,7 @@ APT_PACKAGES=(
   # the two-hypervisor lab (LAB-NOTES §1): monolithic libvirtd, QEMU, and the userspace NFS server
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
+  tini  # reaps the lab's QEMU processes at once (this machine's init reaps orphans 1.1-1.5 s late)
   # building libvirt-python
   libvirt-dev pkg-config gcc python3-dev
   # end-to-end tests drive Debian's Chromium (no browser downloads)

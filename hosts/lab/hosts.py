@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
+from pathlib import Path
 
 from .config import HOSTS, LIBVIRT_TCP_PORT, HostSpec, Paths
 from .procs import LabError, alive, port_open, record, spawn, wait_until, which
@@ -110,6 +112,13 @@ def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
         sock = p.host_dir(h.name) / "sock/libvirt-sock"
         sock.unlink(missing_ok=True)
         argv = [
+            # A subreaper above libvirtd: QEMU daemonizes, so its parent is init, and this machine's
+            # init reaps orphans 1.1-1.5 s late. libvirt counts a zombie as alive and polls every
+            # 200 ms, so every migration, destroy and shutdown waited for that. tini reaps at once,
+            # as systemd does on a real host.
+            which("tini"),
+            "-s",
+            "--",
             which("unshare"),
             "--mount",
             "--uts",
@@ -120,9 +129,9 @@ def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
             "-c",
             _namespace_script(p, h, with_netns),
         ]
-        # unshare and sh both exec, so this PID is libvirtd's own.
-        pid = spawn(argv, p.host_dir(h.name) / "log/stdout.log")
-        hosts[h.name] = record(pid) | {"netns": with_netns}
+        reaper = spawn(argv, p.host_dir(h.name) / "log/stdout.log")
+        # unshare and sh both exec, so tini's one child is libvirtd itself; tini exits when it does.
+        hosts[h.name] = record(_only_child(reaper)) | {"netns": with_netns}
         started.append(h.name)
     for name in started:
         h = next(x for x in HOSTS if x.name == name)
@@ -135,6 +144,20 @@ def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
             d / "log/stdout.log",
         )
     return started
+
+
+def _only_child(pid: int, timeout: float = 5.0) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = children.read_text().split()
+        except FileNotFoundError:
+            raise LabError(f"the reaper of a lab libvirtd (PID {pid}) exited at once") from None
+        if found:
+            return int(found[0])
+        time.sleep(0.01)
+    raise LabError(f"the reaper of a lab libvirtd (PID {pid}) started no child in {timeout:.0f} s")
 
 
 def warm_capabilities(names: list[str]) -> None:

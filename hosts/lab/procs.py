@@ -169,6 +169,7 @@ PACKAGES = {
     "ip": "iproute2",
     "nsenter": "util-linux",
     "unshare": "util-linux",
+    "tini": "tini",
     "ss": "iproute2",
     "apt-get": "apt",
     "dpkg-deb": "dpkg",

@@ -44,6 +44,7 @@ REQUIRED = (
     "cpio",
     "ip",
     "unshare",
+    "tini",
     "nsenter",
     "ss",
 )
