@@ -9,6 +9,13 @@ class MigrationsAppConfig(AppConfig):
         from django_q.signals import post_spawn
 
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="migrations-reconcile-on-start")
+        post_spawn.connect(_warm_worker, dispatch_uid="migrations-warm-worker")
+
+
+def _warm_worker(sender, proc_name=None, **kwargs) -> None:
+    from migrations_app.orchestrator.warmup import warm
+
+    warm()
 
 
 def _reconcile_on_worker_start(sender, proc_name=None, **kwargs) -> None:

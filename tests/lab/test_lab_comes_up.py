@@ -1,7 +1,10 @@
 """The lab comes up: two libvirt hosts answer over their URIs, as distinct hosts, each with its own bridges."""
 
+from pathlib import Path
+
 from hosts import lab as kvmlab
 from hosts.drivers import libvirt_driver as driver
+from hosts.lab.hosts import qemu_pids
 
 
 def test_lab_status_reports_every_process_running(lab):
@@ -25,3 +28,20 @@ def test_each_host_shows_its_own_bridges(lab):
     assert "br0" in bridges["hv-a"] and "br0" in bridges["hv-b"]
     assert "br-a-only" in bridges["hv-a"]
     assert "br-a-only" not in bridges["hv-b"]
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def test_each_libvirtd_runs_under_a_reaper_that_adopts_its_guests(lab):
+    """This machine's init reaps orphans 1.1-1.5 s late and libvirt waits for the reaping on every
+    move, destroy and shutdown. A daemonized QEMU is an orphan, so it must hang under the lab's tini."""
+    for name in ("hv-a", "hv-b"):
+        libvirtd = next(h["pid"] for h in kvmlab.status()["hosts"] if h["name"] == name)
+        reaper = int(_status(libvirtd)["PPid"])
+        assert _status(reaper)["Name"] == "tini"
+        guests = qemu_pids(kvmlab.paths(), name)
+        adopted = [pid for pid in guests if int(_status(pid)["PPid"]) == reaper]
+        assert adopted, f"no QEMU of {name} is a child of its reaper (QEMUs {guests})"

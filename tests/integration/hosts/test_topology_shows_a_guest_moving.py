@@ -2,6 +2,7 @@
 pushed from the same partial the page renders, a few times a second at most, and gone when it ends."""
 
 import asyncio
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -138,3 +139,39 @@ class TestPushes:
         assert f"guest-{web}-move" not in html and "moving" not in html
         assert job.pk not in migration_events._last_topology_push  # a finished job's throttle clock is dropped
         assert job.pk not in migration_events._last_panel_push
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+class TestStatePushes:
+    """A state change is pushed from one thread per process: the caller (a request, a worker about to
+    start libvirt's move) never waits for the render, and a push still waiting covers later changes."""
+
+    @pytest.fixture(autouse=True)
+    async def _close_worker_thread_connections(self):
+        yield
+        await sync_to_async(connections.close_all)()
+
+    async def test_changes_made_while_the_pusher_is_busy_go_out_once_with_the_newest_state(self, make_user, cluster):
+        from migrations_app.consumers import MigrationConsumer
+
+        job = await sync_to_async(start_moving)(cluster)
+        user = await sync_to_async(make_user)("viewer")
+        socket = WebsocketCommunicator(MigrationConsumer.as_asgi(), f"/ws/migrations/{job.pk}/")
+        socket.scope["user"] = user
+        socket.scope["url_route"] = {"kwargs": {"pk": job.pk}}
+        assert (await socket.connect())[0]
+        busy = threading.Event()
+        migration_events._pusher.submit(busy.wait, 10)  # the push thread is rendering something else
+
+        def two_changes():
+            migration_events.push_job(job.pk)  # returns at once: nothing is rendered on this thread
+            MigrationJob.objects.filter(pk=job.pk).update(state=State.SUCCEEDED, phase=Phase.DONE)
+            migration_events.push_job(job.pk)
+
+        await sync_to_async(two_changes)()
+        assert await socket.receive_nothing(timeout=0.3)  # still queued behind the busy thread
+        busy.set()
+        html = await socket.receive_from(timeout=10)
+        assert 'data-state="succeeded"' in html
+        assert await socket.receive_nothing(timeout=0.5)  # one push for both changes
+        await socket.disconnect()
