@@ -86,8 +86,10 @@ class MigrationLab:
             self.refresh()
         dom = driver.get_domain(self.lab.uri(host), uuid)
         if running and dom.state != "running":
+            mark = self.lab.console_offset(name)
             driver.start(self.lab.uri(host), uuid)
-            self.lab.wait_heartbeat(name, timeout=60)
+            # a heartbeat of this boot (not one already in the log): its init, acpid included, is up
+            self.lab.wait_heartbeat(name, timeout=60, after_offset=mark)
         if not running and dom.state != "shutoff":
             driver.destroy(self.lab.uri(host), uuid)
         self.refresh()
