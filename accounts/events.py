@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
+
+from kvmcluster import layer
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +23,7 @@ def user_group(user_id: int) -> str:
 
 def _send_revoked(user_id: int) -> None:
     try:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(user_group(user_id), {"type": SESSION_REVOKED})
+        layer.group_send(user_group(user_id), {"type": SESSION_REVOKED})
     except Exception:  # noqa: BLE001 - best effort: HTTP access is already gone, sockets are the extra
         logger.warning("could not tell user %s's sockets to close", user_id, exc_info=True)
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from hosts import selectors
+from kvmcluster import layer
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,7 @@ def render_topology_push(*, hypervisor_ids: Iterable[int] | None = None, guest_i
 
 def _send(html: str) -> None:
     try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(TOPOLOGY_GROUP, {"type": TOPOLOGY_UPDATE, "html": html})
+        layer.group_send(TOPOLOGY_GROUP, {"type": TOPOLOGY_UPDATE, "html": html})
     except Exception:  # a broken channel layer must not fail the refresh that called us
         log.exception("could not push the topology update")
 

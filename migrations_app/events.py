@@ -13,11 +13,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import close_old_connections
+from django.db import connection
 from django.template.loader import render_to_string
 
+from kvmcluster import layer
 from migrations_app.choices import Kind
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def job_group(job_id: int) -> str:
 
 def _send(group: str, message: dict) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, message)
+        layer.group_send(group, message)
     except Exception:  # noqa: BLE001 - live updates are best effort; the DB row is the truth
         log.exception("could not send %s to %s", message.get("type"), group)
 
@@ -96,13 +95,12 @@ def push_job(job_id: int) -> None:
 def _push_job_now(job_id: int) -> None:
     with _waiting_lock:
         _waiting.discard(job_id)  # first: a change committed from now on queues a push of its own
-    close_old_connections()
     try:
         _render_and_send_job(job_id)
     except Exception:  # noqa: BLE001 - as _send: best effort, and the push thread must survive
         log.exception("could not push guest migration #%s", job_id)
     finally:
-        close_old_connections()
+        connection.close()  # state changes are rare: no idle connection held between them
 
 
 def _render_and_send_job(job_id: int) -> None:

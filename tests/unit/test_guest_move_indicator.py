@@ -45,7 +45,7 @@ def test_a_broken_channel_layer_does_not_reach_the_caller(monkeypatch):
     def boom():
         raise RuntimeError("no layer")
 
-    monkeypatch.setattr(events, "get_channel_layer", boom)
+    monkeypatch.setattr(events.layer, "get_channel_layer", boom)
     events.guest_move_progress(7, guest_name="web01", percent=1, target_name="hv-b", job_url="/m/1/")
 
 
