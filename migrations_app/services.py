@@ -105,10 +105,8 @@ def record_event(job_id: int, kind: str, message: str, data: dict | None = None)
     MigrationEvent.objects.create(job_id=job_id, kind=kind, message=message, data=data or {})
 
 
-def transition(job_id: int, new: str, *, expected=None, message: str = "", push: bool = True, **fields) -> MigrationJob:
-    """Compare-and-set `job_id` into `new` from `expected` (default: every legal source state).
-
-    push=False: the caller pushes the change itself, later (the worker, once the pre-flight re-ran)."""
+def transition(job_id: int, new: str, *, expected=None, message: str = "", **fields) -> MigrationJob:
+    """Compare-and-set `job_id` into `new` from `expected` (default: every legal source state)."""
     expected = frozenset(expected) if expected is not None else sm.sources_of(new)
     for old in expected:
         sm.check(old, new)
@@ -127,8 +125,7 @@ def transition(job_id: int, new: str, *, expected=None, message: str = "", push:
         if new in TERMINAL_STATES and job.guest_id:
             Guest.objects.filter(pk=job.guest_id).update(migrating=False)
         record_event(job_id, "state", message or f"state → {new}", {"state": new})
-        if push:
-            transaction.on_commit(lambda: events.push_job(job_id))
+        transaction.on_commit(lambda: events.push_job(job_id))
         if new in TERMINAL_STATES or new in (State.CANCELLED,):
             transaction.on_commit(admit_queued)
     return job

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.roles import Perm
-from migrations_app import events, services
+from migrations_app import services
 from migrations_app.choices import Kind, Phase, State
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts, outcome
@@ -40,9 +40,6 @@ def claim(job_id: int) -> MigrationJob | None:
                 owner=owner_id(),
                 phase=Phase.PREFLIGHT,
                 message=f"picked up by worker {owner_id()}",
-                # Pushed after the pre-flight re-run: rendering beside it slowed both (they share the
-                # interpreter), and the move's start is what the operator waits for.
-                push=False,
             )
             audit_record(
                 action="migration.started",
@@ -75,7 +72,6 @@ def run_migration(job_id: int) -> str:
     services.record_event(
         job.pk, "preflight", f"pre-flight re-run at start: {pf.verdict(items)}", {"failures": pf.failures(items)}
     )
-    events.push_job(job.pk)
     if pf.verdict(items) == "blocked":
         reasons = "; ".join(f"{i['label']}: {i['evidence']}" for i in pf.failures(items))
         return outcome.settle(job.pk, error=f"pre-flight failed at start: {reasons}").state
