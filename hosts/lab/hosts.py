@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 from .config import HOSTS, LIBVIRT_TCP_PORT, HostSpec, Paths
@@ -146,18 +145,17 @@ def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
     return started
 
 
-def _only_child(pid: int, timeout: float = 5.0) -> int:
+def _only_child(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listed() -> str:
         try:
-            found = children.read_text().split()
+            return children.read_text().strip()
         except FileNotFoundError:
-            raise LabError(f"the reaper of a lab libvirtd (PID {pid}) exited at once") from None
-        if found:
-            return int(found[0])
-        time.sleep(0.01)
-    raise LabError(f"the reaper of a lab libvirtd (PID {pid}) started no child in {timeout:.0f} s")
+            return ""  # tini is gone: wait_until reports its death
+
+    wait_until(lambda: listed() != "", 5, f"the reaper of a lab libvirtd (PID {pid})", pid)
+    return int(listed().split()[0])
 
 
 def warm_capabilities(names: list[str]) -> None:
