@@ -78,6 +78,19 @@ def _prepare(p: Paths, h: HostSpec) -> None:
         QEMU_CONF.format(address=h.address, pmin=h.migration_port_min, pmax=h.migration_port_max)
     )
     (d / "etc/libvirt.conf").touch()
+    (root / "etc-upper/hosts").write_text(hosts_file(Path("/etc/hosts").read_text()))
+
+
+def hosts_file(base: str) -> str:
+    """The host's /etc/hosts: the machine's own plus every lab host's name.
+
+    libvirtd resolves its own hostname (getHostname, and the cookie of every migration) with
+    getaddrinfo. A name missing from /etc/hosts goes to the machine's DNS server, off the loopback,
+    where one lookup in a few dozen took 5 s here (a resolver timeout). A real hypervisor's name
+    resolves; so do the lab's now."""
+    lines = [line for line in base.splitlines() if not any(h.name in line.split()[1:] for h in HOSTS)]
+    lines += [f"{h.address} {h.name}" for h in HOSTS]
+    return "\n".join(lines) + "\n"
 
 
 def _namespace_script(p: Paths, h: HostSpec, with_netns: bool) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from hosts.lab import config, guests, procs
+from hosts.lab.hosts import hosts_file
 
 
 @pytest.fixture
@@ -115,3 +116,8 @@ def test_up_restarts_a_running_guest_whose_console_went_silent(monkeypatch, tmp_
     assert guests._stop_if_hung(p, "lab-g1", {"hv-a": "running"}) == {"hv-a": "shut off"}
     assert destroyed == [("destroy", "lab-g1")]
     assert guests._stop_if_hung(p, "lab-g1", {"hv-a": "shut off"}) == {"hv-a": "shut off"}  # nothing to stop
+
+
+def test_a_lab_hosts_file_names_every_lab_host_once():
+    base = "127.0.0.1 localhost\n10.0.0.9 hv-a\n"  # a stale line from an older lab or by hand
+    assert hosts_file(base).splitlines() == ["127.0.0.1 localhost", "127.0.55.2 hv-a", "127.0.55.3 hv-b"]
