@@ -74,6 +74,7 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 _lock = threading.Lock()
 _cache: dict[str, libvirt.virConnect] = {}
+_fixed: dict[str, tuple[libvirt.virConnect, dict]] = {}  # host_info's unchanging part, per cached connection
 _event_loop_started = False
 
 
@@ -180,6 +181,7 @@ def forget(uri: str) -> None:
     """Drop (and close) the cached connection to `uri`; the next call reconnects."""
     with _lock:
         conn = _cache.pop(uri, None)
+        _fixed.pop(uri, None)
     if conn is not None:
         try:
             conn.close()
@@ -232,28 +234,30 @@ def _bridges(conn: libvirt.virConnect) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _host_info(uri: str, conn: libvirt.virConnect) -> HostInfo:
+def _fixed_facts(conn: libvirt.virConnect) -> dict:
+    """What a daemon answers the same for as long as a connection to it lasts: a restart or an
+    upgrade closes the connection, and the next one asks again."""
     caps = ET.fromstring(conn.getCapabilities())
     _model, memory_mib, cpus, *_ = conn.getInfo()
-    try:
-        free_mib = conn.getFreeMemory() // (1024 * 1024)
-    except libvirt.libvirtError:
-        free_mib = memory_mib
-    version = conn.getLibVersion()
-    hv_version = conn.getVersion()
-    return HostInfo(
-        uri=uri,
+    return dict(
         hostname=conn.getHostname(),
         host_uuid=_text(caps, "host/uuid"),
         cpu_model=_text(caps, "host/cpu/model") or _text(caps, "host/cpu/arch"),
         cpus=cpus,
         memory_total_mib=memory_mib,
-        memory_free_mib=free_mib,
-        libvirt_version=_dotted(version),
+        libvirt_version=_dotted(conn.getLibVersion()),
         hypervisor_type=conn.getType(),
-        bridges=_bridges(conn),
-        hypervisor_version=_dotted(hv_version),
+        hypervisor_version=_dotted(conn.getVersion()),
     )
+
+
+def _host_info(uri: str, conn: libvirt.virConnect, fixed: dict | None = None) -> HostInfo:
+    fixed = fixed or _fixed_facts(conn)
+    try:
+        free_mib = conn.getFreeMemory() // (1024 * 1024)
+    except libvirt.libvirtError:
+        free_mib = fixed["memory_total_mib"]
+    return HostInfo(uri=uri, memory_free_mib=free_mib, bridges=_bridges(conn), **fixed)
 
 
 def _dotted(version: int) -> str:
@@ -262,9 +266,18 @@ def _dotted(version: int) -> str:
 
 
 def host_info(uri: str) -> HostInfo:
-    """Facts about a host, on the cached connection."""
+    """Facts about a host, on the cached connection. Only free memory and bridges are asked each time:
+    the pre-flight calls this for both hosts on the request path and again when the job starts, and
+    the rest (capabilities, versions, hostname) is five more calls whose answers cannot have changed."""
     with _calling(uri):
-        return _host_info(uri, _connection(uri))
+        conn = _connection(uri)
+        with _lock:
+            cached = _fixed.get(uri)
+        if cached is None or cached[0] is not conn:
+            cached = (conn, _fixed_facts(conn))
+            with _lock:
+                _fixed[uri] = cached
+        return _host_info(uri, conn, cached[1])
 
 
 def probe(uri: str, timeout: float | None = None) -> HostInfo:

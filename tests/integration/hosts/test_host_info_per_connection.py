@@ -1,0 +1,27 @@
+"""host_info asks a host's unchanging facts once per connection, and again on a new one."""
+
+from hosts.drivers import libvirt_driver as driver
+from tests.libvirt_nodes import write_node
+
+
+def test_unchanging_facts_are_kept_with_the_connection_they_came_from(tmp_path):
+    uri = write_node(tmp_path / "host.xml", [], cpus=8, memory_mib=16384)
+    first = driver.host_info(uri)
+    again = driver.host_info(uri)
+    assert (first.cpus, first.memory_total_mib, first.bridges) == (8, 16384, ("br0",))
+    assert again == first
+    conn, fixed = driver._fixed[uri]
+    assert conn is driver._connection(uri)  # the same cached connection answered both
+    assert fixed["cpus"] == 8
+
+
+def test_a_new_connection_asks_again(tmp_path):
+    """A restarted or upgraded daemon drops the connection; what it reports then is what counts."""
+    path = tmp_path / "host.xml"
+    uri = write_node(path, [], cpus=8, memory_mib=16384)
+    assert driver.host_info(uri).cpus == 8
+    write_node(path, [], cpus=4, memory_mib=8192, bridges=("br0", "br1"))
+    driver.forget(uri)  # what the close callback does when the daemon goes away
+    assert uri not in driver._fixed
+    now = driver.host_info(uri)
+    assert (now.cpus, now.memory_total_mib, now.bridges) == (4, 8192, ("br0", "br1"))
