@@ -1,16 +1,28 @@
 """Benchmark guest migrations through the dashboard against bare libvirt, on the real two-host lab.
 
-    .venv/bin/python bench/migration.py [--runs 5] [--guest lab-g1] [--bandwidth 0]
+    .venv/bin/python bench/migration.py [--runs 5] [--guest lab-g1] [--fill 150] [--bandwidth 112]
+                                        [--floor-runs 5]
 
 Needs the lab (`python manage.py lab up`). Uses a throwaway embedded-profile database and starts its
 own django-q2 worker (`manage.py qcluster`, stopped by PID at the end). Interleaves --runs pairs of
   (a) a live move requested through migrations_app.services.migration_request (the dashboard's own
       request path: pre-flight, job row + audit, enqueue on commit) and finished by the worker,
       timed from the request to the job's terminal websocket message;
-  (b) `virsh migrate --live --p2p --persistent --undefinesource` of the same guest (the other way).
+  (b) `virsh migrate --live --p2p --persistent --undefinesource` of the same guest (the other way),
+with the same bandwidth cap for both.
 Every progress message of (a) is received through the real consumer (channels' WebsocketCommunicator
 over the configured channel layer) and its delay from libvirt's sample (data-sampled-at, stamped by the
-worker when jobStats returned) is measured. Last line, exactly:
+worker when jobStats returned) is measured.
+
+Two workloads, so that neither figure hides the other:
+  floor      --floor-runs pairs of the guest as the lab boots it (16 MiB in use) over unlimited
+             loopback: a ~0.6 s move, nearly all of it QEMU and libvirt start-up, so the dashboard's
+             fixed cost (queue hop, second pre-flight, websocket) shows at its largest;
+  reference  --runs pairs with the guest rebooted holding --fill MiB (LAB-NOTES' reference workload,
+             150 MiB) over a --bandwidth cap (112 MiB/s: what a 1 GbE migration link carries, as between
+             the reference lab's hosts). This is the last line.
+Afterwards the guest must still be alive (five more heartbeats, no panic or reboot on its console), and
+gets its usual workload back. Last line, exactly:
 
     migration overhead_ratio=<median a/b> progress_p95_ms=<x> updates_per_s=<x> pickup_p95_ms=<x>
 
@@ -31,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +72,39 @@ def setup(data_dir: str):
         call_command("migrate", database="channels", verbosity=0)
 
 
+@dataclass
+class Pairs:
+    """The figures of one workload's interleaved (a)/(b) pairs."""
+
+    a_times: list[float] = field(default_factory=list)
+    b_times: list[float] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    pickups: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        a, b = statistics.median(self.a_times), statistics.median(self.b_times)
+        rate = statistics.median(self.rates) if self.rates else 0.0
+        return (
+            f"overhead_ratio={a / b:.3f} progress_p95_ms={p95(self.delays):.1f} updates_per_s={rate:.2f} "
+            f"pickup_p95_ms={p95(self.pickups):.1f}"
+        )
+
+    def medians(self) -> str:
+        a, b = statistics.median(self.a_times), statistics.median(self.b_times)
+        return (
+            f"dashboard median {a:.2f}s, virsh median {b:.2f}s, the dashboard's own cost {1000 * (a - b):.0f} ms, "
+            f"{len(self.delays)} progress messages"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="pairs of the reference workload")
     ap.add_argument("--guest", default="lab-g1")
-    ap.add_argument("--bandwidth", type=int, default=0, help="MiB/s cap for both (0 = unlimited)")
+    ap.add_argument("--fill", type=int, default=150, help="MiB the guest holds in the reference workload")
+    ap.add_argument("--bandwidth", type=int, default=112, help="MiB/s cap for both in the reference (0 = none)")
+    ap.add_argument("--floor-runs", type=int, default=5, help="pairs of the floor workload (0 = skip)")
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="kvmcluster-bench-migration-")
     if os.environ.get("DATABASE_URL"):
@@ -77,6 +118,7 @@ def main() -> int:
 
     from hosts.drivers import libvirt_driver as driver
     from hosts.lab import registry
+    from hosts.lab.config import guest as guest_spec
     from hosts.lab.handle import LabHandle
     from hosts.models import Guest, Hypervisor
     from kvmcluster.routing import websocket_urlpatterns
@@ -88,6 +130,71 @@ def main() -> int:
     registry.refresh_inventory()
     user, _ = User.objects.get_or_create(username="bench-operator", defaults={"is_superuser": True})
     uuid = lab.guest_uuids[args.guest]
+
+    async def dashboard_move(guest, target, bandwidth: int):
+        t0 = time.monotonic()
+        job = await sync_to_async(services.migration_request)(
+            guest=guest,
+            target=target,
+            kind="live",
+            options={"bandwidth_mibps": bandwidth},
+            actor=user,
+            source_ip="127.0.0.1",
+        )
+        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/migrations/{job.pk}/")
+        comm.scope["user"] = user
+        ok, _ = await comm.connect()
+        assert ok
+        got = []
+        while True:
+            text = await comm.receive_from(timeout=300)
+            got.append((time.time() * 1000, text))
+            if 'data-terminal="1"' in text:
+                break
+        wall = time.monotonic() - t0
+        await comm.disconnect()
+        return job.pk, wall, got
+
+    def run_pairs(label: str, runs: int, bandwidth: int) -> Pairs:
+        out = Pairs()
+        for run in range(runs):
+            # ---- (a) through the dashboard
+            registry.refresh_inventory()
+            guest = Guest.objects.get(name=args.guest)
+            target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
+            job_id, wall, got = asyncio.run(dashboard_move(guest, target, bandwidth))
+            job = MigrationJob.objects.get(pk=job_id)
+            if job.state != "succeeded":
+                raise SystemExit(f"{label} run {run}: dashboard move #{job_id} {job.state}: {job.error}")
+            out.a_times.append(wall)
+            out.pickups.append((job.started_at - job.requested_at).total_seconds() * 1000)
+            stamps = []
+            for recv_ms, text in got:
+                m = re.search(r'data-sampled-at="(\d+)"', text)
+                if m and 'data-state="running"' in text:
+                    stamps.append(int(m.group(1)))
+                    out.delays.append(recv_ms - int(m.group(1)))
+            if len(stamps) >= 2:
+                out.rates.append((len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000))
+            # ---- (b) bare libvirt, the other way
+            src = lab.current_host(args.guest)
+            dst = lab.other_host(src)
+            cmd = ["virsh", "-q", "-c", lab.uri(src), "migrate", "--live", "--p2p", "--persistent", "--undefinesource"]
+            if bandwidth:
+                cmd += ["--bandwidth", str(bandwidth)]
+            t0 = time.monotonic()
+            subprocess.run([*cmd, args.guest, lab.uri(dst)], check=True, timeout=600)
+            out.b_times.append(time.monotonic() - t0)
+            assert driver.find_domain(lab.uri(dst), uuid) is not None
+            in_worker = (job.finished_at - job.started_at).total_seconds()
+            print(
+                f"{label} run {run}: dashboard {wall:.2f}s (job #{job_id}, {len(stamps)} progress msgs, "
+                f"pickup {out.pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
+                f"libvirt job {job.total_ms / 1000:.2f}s) | virsh {out.b_times[-1]:.2f}s",
+                flush=True,
+            )
+        return out
+
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,
@@ -97,87 +204,28 @@ def main() -> int:
         start_new_session=True,
     )
     time.sleep(3)  # the cluster forks its workers
-    a_times, b_times, delays, rates, pickups = [], [], [], [], []
+    spec = guest_spec(args.guest)
     try:
-        for run in range(args.runs):
-            # ---- (a) through the dashboard
-            registry.refresh_inventory()
-            guest = Guest.objects.get(name=args.guest)
-            target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
-
-            async def dashboard_move(guest=guest, target=target):
-                t0 = time.monotonic()
-                job = await sync_to_async(services.migration_request)(
-                    guest=guest,
-                    target=target,
-                    kind="live",
-                    options={"bandwidth_mibps": args.bandwidth},
-                    actor=user,
-                    source_ip="127.0.0.1",
-                )
-                comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/migrations/{job.pk}/")
-                comm.scope["user"] = user
-                ok, _ = await comm.connect()
-                assert ok
-                got = []
-                while True:
-                    text = await comm.receive_from(timeout=300)
-                    got.append((time.time() * 1000, text))
-                    if 'data-terminal="1"' in text:
-                        break
-                wall = time.monotonic() - t0
-                await comm.disconnect()
-                return job.pk, wall, got
-
-            job_id, wall, got = asyncio.run(dashboard_move())
-            job = MigrationJob.objects.get(pk=job_id)
-            if job.state != "succeeded":
-                print(f"run {run}: dashboard move #{job_id} {job.state}: {job.error}", flush=True)
-                return 1
-            a_times.append(wall)
-            pickups.append((job.started_at - job.requested_at).total_seconds() * 1000)
-            stamps = []
-            for recv_ms, text in got:
-                m = re.search(r'data-sampled-at="(\d+)"', text)
-                if m and 'data-state="running"' in text:
-                    stamps.append(int(m.group(1)))
-                    delays.append(recv_ms - int(m.group(1)))
-            if len(stamps) >= 2:
-                rates.append((len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000))
-            # ---- (b) bare libvirt, the other way
-            src = lab.current_host(args.guest)
-            dst = lab.other_host(src)
-            cmd = ["virsh", "-q", "-c", lab.uri(src), "migrate", "--live", "--p2p", "--persistent", "--undefinesource"]
-            if args.bandwidth:
-                cmd += ["--bandwidth", str(args.bandwidth)]
-            t0 = time.monotonic()
-            subprocess.run([*cmd, args.guest, lab.uri(dst)], check=True, timeout=600)
-            b_times.append(time.monotonic() - t0)
-            assert driver.find_domain(lab.uri(dst), uuid) is not None
-            in_worker = (job.finished_at - job.started_at).total_seconds()
-            print(
-                f"run {run}: dashboard {wall:.2f}s (job #{job_id}, {len(stamps)} progress msgs, "
-                f"pickup {pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
-                f"libvirt job {job.total_ms / 1000:.2f}s) | virsh {b_times[-1]:.2f}s",
-                flush=True,
-            )
+        if args.floor_runs:
+            floor = run_pairs("floor", args.floor_runs, bandwidth=0)
+            print(f"floor: {spec.fill} MiB in use, unlimited loopback: {floor.medians()}", flush=True)
+            print(f"floor: migration {floor.summary()}", flush=True)
+        print(f"reference: rebooting {args.guest} holding {args.fill} MiB", flush=True)
+        lab.set_workload(args.guest, fill=args.fill, dirty=0)
+        since = lab.console_offset(args.guest)
+        reference = run_pairs("reference", args.runs, bandwidth=args.bandwidth)
+        beat = lab.assert_kept_running(args.guest, since)  # moved 2 x runs times and still alive
+        print(f"reference: {args.guest} still beating after {2 * args.runs} moves (heartbeat {beat})", flush=True)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)  # the qcluster we started, and its forked workers
         try:
             worker.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
-    ratio = statistics.median(a_times) / statistics.median(b_times)
-    rate = statistics.median(rates) if rates else 0.0
-    print(
-        f"dashboard median {statistics.median(a_times):.2f}s, virsh median {statistics.median(b_times):.2f}s, "
-        f"{len(delays)} progress messages",
-        flush=True,
-    )
-    print(
-        f"migration overhead_ratio={ratio:.3f} progress_p95_ms={p95(delays):.1f} updates_per_s={rate:.2f} "
-        f"pickup_p95_ms={p95(pickups):.1f}"
-    )
+        lab.set_workload(args.guest, fill=spec.fill, dirty=spec.dirty, wait=False)  # as the lab boots it
+    cap = f"{args.bandwidth} MiB/s" if args.bandwidth else "unlimited"
+    print(f"reference: {args.fill} MiB in use, {cap}: {reference.medians()}", flush=True)
+    print(f"migration {reference.summary()}")
     return 0
 
 
