@@ -124,9 +124,9 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
-    # ORM broker only: how often the idle pusher looks for a new task. A requested guest migration
-    # waits this long at most before a worker claims it.
-    "poll": 0.05,
+    # ORM broker only: how often the idle pusher looks at the queue table. An enqueue wakes it at
+    # once (kvmcluster.queue_broker), so this only bounds the wait for a task nobody announced.
+    "poll": 0.5,
     "save_limit": 1000,
     "label": "Jobs",
 }
@@ -134,6 +134,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "kvmcluster.queue_broker.WakeableORM"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

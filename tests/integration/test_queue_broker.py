@@ -1,0 +1,49 @@
+"""kvmcluster.queue_broker: an enqueue wakes the waiting pusher instead of leaving it to sleep out its poll."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django_q.conf import Conf
+
+from kvmcluster import queue_broker
+
+
+@pytest.fixture
+def broker():
+    b = queue_broker.WakeableORM(list_key="kvmcluster-test-wakeups")
+    yield b
+    if b._listener is not None:
+        b._listener.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueued_task_reaches_a_pusher_waiting_out_a_long_poll(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "POLL", 120)  # without the wake-up, the pusher would sleep two minutes
+    assert broker._listen() is not None
+    got = []
+
+    def pusher() -> None:
+        try:
+            while not got:
+                got.extend(broker.dequeue() or [])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=pusher, daemon=True)
+    thread.start()
+    pk = queue_broker.WakeableORM(list_key=broker.list_key).enqueue("payload")  # as the request's on_commit
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the pusher slept through the enqueue"
+    assert got == [(pk, "payload")]
+
+
+@pytest.mark.django_db
+def test_a_second_cluster_on_the_same_database_polls_instead(broker):
+    assert broker._listen() is not None
+    second = queue_broker.WakeableORM(list_key=broker.list_key)
+    assert second._listen() is None and second._listen_failed
+
+
+def test_waking_with_no_cluster_running_is_harmless():
+    queue_broker.wake()  # nobody bound to the address: the datagram is refused, and that is fine
