@@ -1,15 +1,16 @@
 """Benchmark guest migrations through the dashboard against bare libvirt, on the real two-host lab.
 
     .venv/bin/python bench/migration.py [--runs 5] [--guest lab-g1] [--fill 150] [--bandwidth 112]
-                                        [--floor-runs 5]
+                                        [--floor-runs 10]
 
 Needs the lab (`python manage.py lab up`). Uses a throwaway embedded-profile database and starts its
 own django-q2 worker (`manage.py qcluster`, stopped by PID at the end). Interleaves --runs pairs of
   (a) a live move requested through migrations_app.services.migration_request (the dashboard's own
       request path: pre-flight, job row + audit, enqueue on commit) and finished by the worker,
       timed from the request to the job's terminal websocket message;
-  (b) `virsh migrate --live --p2p --persistent --undefinesource` of the same guest (the other way),
-with the same bandwidth cap for both.
+  (b) `virsh migrate --live --p2p --persistent --undefinesource` of the same guest,
+with the same bandwidth cap for both; a pair moves the guest there and back, and odd pairs let virsh go
+first, so both sides move as often in each direction.
 Every progress message of (a) is received through the real consumer (channels' WebsocketCommunicator
 over the configured channel layer) and its delay from libvirt's sample (data-sampled-at, stamped by the
 worker when jobStats returned) is measured.
@@ -104,7 +105,7 @@ def main() -> int:
     ap.add_argument("--guest", default="lab-g1")
     ap.add_argument("--fill", type=int, default=150, help="MiB the guest holds in the reference workload")
     ap.add_argument("--bandwidth", type=int, default=112, help="MiB/s cap for both in the reference (0 = none)")
-    ap.add_argument("--floor-runs", type=int, default=5, help="pairs of the floor workload (0 = skip)")
+    ap.add_argument("--floor-runs", type=int, default=10, help="pairs of the floor workload (0 = skip)")
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="kvmcluster-bench-migration-")
     if os.environ.get("DATABASE_URL"):
@@ -155,44 +156,56 @@ def main() -> int:
         await comm.disconnect()
         return job.pk, wall, got
 
+    def through_dashboard(out: Pairs, label: str, bandwidth: int) -> str:
+        registry.refresh_inventory()
+        guest = Guest.objects.get(name=args.guest)
+        target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
+        job_id, wall, got = asyncio.run(dashboard_move(guest, target, bandwidth))
+        job = MigrationJob.objects.get(pk=job_id)
+        if job.state != "succeeded":
+            raise SystemExit(f"{label}: dashboard move #{job_id} {job.state}: {job.error}")
+        out.a_times.append(wall)
+        out.pickups.append((job.started_at - job.requested_at).total_seconds() * 1000)
+        stamps = []
+        for recv_ms, text in got:
+            m = re.search(r'data-sampled-at="(\d+)"', text)
+            if m and 'data-state="running"' in text:
+                stamps.append(int(m.group(1)))
+                out.delays.append(recv_ms - int(m.group(1)))
+        if len(stamps) >= 2:
+            out.rates.append((len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000))
+        in_worker = (job.finished_at - job.started_at).total_seconds()
+        return (
+            f"dashboard {guest.hypervisor.name}->{target.name} {wall:.2f}s (job #{job_id}, {len(stamps)} progress "
+            f"msgs, pickup {out.pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
+            f"libvirt job {job.total_ms / 1000:.2f}s)"
+        )
+
+    def through_virsh(out: Pairs, bandwidth: int) -> str:
+        src = lab.current_host(args.guest)
+        dst = lab.other_host(src)
+        cmd = ["virsh", "-q", "-c", lab.uri(src), "migrate", "--live", "--p2p", "--persistent", "--undefinesource"]
+        if bandwidth:
+            cmd += ["--bandwidth", str(bandwidth)]
+        t0 = time.monotonic()
+        subprocess.run([*cmd, args.guest, lab.uri(dst)], check=True, timeout=600)
+        out.b_times.append(time.monotonic() - t0)
+        assert driver.find_domain(lab.uri(dst), uuid) is not None
+        return f"virsh {src}->{dst} {out.b_times[-1]:.2f}s"
+
     def run_pairs(label: str, runs: int, bandwidth: int) -> Pairs:
         out = Pairs()
         for run in range(runs):
-            # ---- (a) through the dashboard
-            registry.refresh_inventory()
-            guest = Guest.objects.get(name=args.guest)
-            target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
-            job_id, wall, got = asyncio.run(dashboard_move(guest, target, bandwidth))
-            job = MigrationJob.objects.get(pk=job_id)
-            if job.state != "succeeded":
-                raise SystemExit(f"{label} run {run}: dashboard move #{job_id} {job.state}: {job.error}")
-            out.a_times.append(wall)
-            out.pickups.append((job.started_at - job.requested_at).total_seconds() * 1000)
-            stamps = []
-            for recv_ms, text in got:
-                m = re.search(r'data-sampled-at="(\d+)"', text)
-                if m and 'data-state="running"' in text:
-                    stamps.append(int(m.group(1)))
-                    out.delays.append(recv_ms - int(m.group(1)))
-            if len(stamps) >= 2:
-                out.rates.append((len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000))
-            # ---- (b) bare libvirt, the other way
-            src = lab.current_host(args.guest)
-            dst = lab.other_host(src)
-            cmd = ["virsh", "-q", "-c", lab.uri(src), "migrate", "--live", "--p2p", "--persistent", "--undefinesource"]
-            if bandwidth:
-                cmd += ["--bandwidth", str(bandwidth)]
-            t0 = time.monotonic()
-            subprocess.run([*cmd, args.guest, lab.uri(dst)], check=True, timeout=600)
-            out.b_times.append(time.monotonic() - t0)
-            assert driver.find_domain(lab.uri(dst), uuid) is not None
-            in_worker = (job.finished_at - job.started_at).total_seconds()
-            print(
-                f"{label} run {run}: dashboard {wall:.2f}s (job #{job_id}, {len(stamps)} progress msgs, "
-                f"pickup {out.pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
-                f"libvirt job {job.total_ms / 1000:.2f}s) | virsh {out.b_times[-1]:.2f}s",
-                flush=True,
-            )
+            # Each pair moves the guest there and back. Odd pairs let virsh go first, so each side
+            # moves as often hv-a -> hv-b as back: a move's time depends on more than its direction
+            # here (one in two or three takes 0.2-0.3 s longer, either way, whoever asks).
+            if run % 2 == 0:
+                a = through_dashboard(out, f"{label} run {run}", bandwidth)
+                b = through_virsh(out, bandwidth)
+            else:
+                b = through_virsh(out, bandwidth)
+                a = through_dashboard(out, f"{label} run {run}", bandwidth)
+            print(f"{label} run {run}: {a} | {b}", flush=True)
         return out
 
     worker = subprocess.Popen(
