@@ -20,6 +20,7 @@ import select
 import socket
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
@@ -47,7 +48,9 @@ class WakeableORM(ORM):
 
     def enqueue(self, task):
         pk = super().enqueue(task)
-        wake()
+        # django-q2's scheduler enqueues inside its transaction: a wake-up before the commit would
+        # find nothing and leave the task to the fallback poll. Outside a transaction this runs now.
+        transaction.on_commit(wake, using=Conf.ORM or "default")
         return pk
 
     def dequeue(self):

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django_q.conf import Conf
 
 from kvmcluster import queue_broker
@@ -17,11 +17,10 @@ def broker():
         b._listener.close()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_enqueued_task_reaches_a_pusher_waiting_out_a_long_poll(broker, monkeypatch):
-    monkeypatch.setattr(Conf, "POLL", 120)  # without the wake-up, the pusher would sleep two minutes
-    assert broker._listen() is not None
-    got = []
+def _start_pusher(broker) -> tuple[threading.Thread, list]:
+    """django-q2's pusher loop, in a thread: dequeue until a task comes."""
+    assert broker._listen() is not None  # bound before anything is enqueued
+    got: list = []
 
     def pusher() -> None:
         try:
@@ -32,10 +31,32 @@ def test_an_enqueued_task_reaches_a_pusher_waiting_out_a_long_poll(broker, monke
 
     thread = threading.Thread(target=pusher, daemon=True)
     thread.start()
+    return thread, got
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueued_task_reaches_a_pusher_waiting_out_a_long_poll(broker, monkeypatch):
+    monkeypatch.setattr(Conf, "POLL", 120)  # without the wake-up, the pusher would sleep two minutes
+    thread, got = _start_pusher(broker)
     pk = queue_broker.WakeableORM(list_key=broker.list_key).enqueue("payload")  # as the request's on_commit
     thread.join(timeout=30)
     assert not thread.is_alive(), "the pusher slept through the enqueue"
     assert got == [(pk, "payload")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_enqueued_in_a_transaction_wakes_the_pusher_when_it_commits(broker, monkeypatch):
+    """django-q2's scheduler enqueues inside its transaction: woken before the commit, the pusher
+    would find nothing and go back to sleep for the whole poll."""
+    monkeypatch.setattr(Conf, "POLL", 120)
+    thread, got = _start_pusher(broker)
+    with transaction.atomic():
+        pk = queue_broker.WakeableORM(list_key=broker.list_key).enqueue("scheduled")
+        thread.join(timeout=1)
+        assert thread.is_alive() and not got  # nothing to see yet
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the pusher slept through the commit"
+    assert got == [(pk, "scheduled")]
 
 
 @pytest.mark.django_db
