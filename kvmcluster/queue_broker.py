@@ -14,10 +14,8 @@ the stock Redis broker blocks on the list instead and this module is not used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import select
-import socket
 
 from django.conf import settings
 from django.db import transaction
@@ -25,25 +23,22 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
+from kvmcluster import wakeup
+
 log = logging.getLogger(__name__)
 
 
 def wakeup_address() -> bytes:
-    db = str(settings.DATABASES[Conf.ORM or "default"]["NAME"])
-    return b"\0kvmcluster-q-" + hashlib.sha256(db.encode()).hexdigest()[:16].encode()
+    return wakeup.address("django-q:" + str(settings.DATABASES[Conf.ORM or "default"]["NAME"]))
 
 
 def wake() -> None:
     """Tell the pusher a task is waiting; nobody listening (no cluster running) is fine."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"!", socket.MSG_DONTWAIT, wakeup_address())
-    except OSError:
-        pass  # no pusher bound (refused), or its buffer is full: it has wake-ups enough
+    wakeup.wake(wakeup_address())
 
 
 class WakeableORM(ORM):
-    _listener: socket.socket | None = None
+    _listener: wakeup.Listener | None = None
     _listen_failed = False
 
     def enqueue(self, task):
@@ -64,30 +59,17 @@ class WakeableORM(ORM):
         ]
         if claimed:
             return claimed
-        self._wait(Conf.POLL)
-        return None
-
-    def _wait(self, timeout: float) -> None:
         listener = self._listen()
         if listener is None:
-            select.select([], [], [], timeout)  # a plain sleep, as the stock broker
-            return
-        if select.select([listener], [], [], timeout)[0]:
-            while True:  # several enqueues since the last look are one wake-up
-                try:
-                    listener.recv(64, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    break
+            select.select([], [], [], Conf.POLL)  # a plain sleep, as the stock broker
+        else:
+            listener.wait(Conf.POLL)
+        return None
 
-    def _listen(self) -> socket.socket | None:
+    def _listen(self) -> wakeup.Listener | None:
         if self._listener is None and not self._listen_failed:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            try:
-                s.bind(wakeup_address())
-            except OSError as err:  # another cluster on the same database has it: poll instead
-                s.close()
+            self._listener = wakeup.Listener.bind(wakeup_address())
+            if self._listener is None:  # another cluster on the same database has it: poll instead
                 self._listen_failed = True
-                log.info("queue wake-ups taken by another cluster (%s); polling every %s s", err, Conf.POLL)
-                return None
-            self._listener = s
+                log.info("queue wake-ups taken by another cluster; polling every %s s", Conf.POLL)
         return self._listener

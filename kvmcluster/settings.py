@@ -106,9 +106,9 @@ else:
     DATABASES["channels"] = _sqlite("channels.sqlite3")
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
-            # One receive loop per web process polls the table; 30 ms (default 100) keeps a progress
-            # sample's trip worker -> browser under 150 ms at the cost of ~30 tiny reads a second.
+            # channels-lite, woken by its senders (kvmcluster.sqlite_layer): a reader that finds nothing
+            # waits for a wake-up (up to 1 s), then pauses `polling_interval` before it looks again.
+            "BACKEND": "kvmcluster.sqlite_layer.WakeableSQLiteChannelLayer",
             "CONFIG": {"database": "channels", "expiry": 30, "group_expiry": 3600, "polling_interval": 0.03},
         }
     }

@@ -19,7 +19,7 @@ def _settings_line(**env) -> str:
 
 def test_embedded_profile_needs_no_server():
     line = _settings_line()
-    assert line.startswith("django.db.backends.sqlite3 channels_lite.layers.core.SQLiteChannelLayer")
+    assert line.startswith("django.db.backends.sqlite3 kvmcluster.sqlite_layer.WakeableSQLiteChannelLayer")
     assert "'orm'" in line and "'redis'" not in line
 
 
