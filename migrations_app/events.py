@@ -76,34 +76,38 @@ def push_progress(job, sampled_at_ms: int) -> None:
 # A request would otherwise wait ~70 ms per push before answering (and before its job is enqueued),
 # and a worker before it starts libvirt's move; both are time the operator sees.
 _pusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-push")
-_waiting: set[int] = set()
+_waiting: dict[int, bool] = {}  # job id -> whether its waiting push re-renders the topology
 _waiting_lock = threading.Lock()
 
 
-def push_job(job_id: int) -> None:
-    """A state change of `job_id` (committed): queue a push of its card, the active panel and the topology.
+def push_job(job_id: int, topology: bool = True) -> None:
+    """A state change of `job_id` (committed): queue a push of its card and the active panel, and of
+    its guest and hosts in the topology unless the caller knows the change left them as they were
+    (`topology=False`: the topology renders guests and hosts, not job states, and its render costs
+    more than the rest together, on the cores the move itself needs).
 
     A push already waiting for the same job is enough: it reads the job when it runs, so it sends
-    the newest state."""
+    the newest state, and it re-renders the topology if any change it covers asked for that."""
     with _waiting_lock:
         if job_id in _waiting:
+            _waiting[job_id] = _waiting[job_id] or topology
             return
-        _waiting.add(job_id)
+        _waiting[job_id] = topology
     _pusher.submit(_push_job_now, job_id)
 
 
 def _push_job_now(job_id: int) -> None:
     with _waiting_lock:
-        _waiting.discard(job_id)  # first: a change committed from now on queues a push of its own
+        topology = _waiting.pop(job_id, True)  # first: a change committed from now on queues a push of its own
     try:
-        _render_and_send_job(job_id)
+        _render_and_send_job(job_id, topology)
     except Exception:  # noqa: BLE001 - as _send: best effort, and the push thread must survive
         log.exception("could not push guest migration #%s", job_id)
     finally:
         connection.close()  # state changes are rare: no idle connection held between them
 
 
-def _render_and_send_job(job_id: int) -> None:
+def _render_and_send_job(job_id: int, topology: bool = True) -> None:
     from migrations_app.models import MigrationJob
     from migrations_app.selectors import active_jobs
 
@@ -121,7 +125,8 @@ def _render_and_send_job(job_id: int) -> None:
         "migrations_app/components/active_panel.html#panel", {"active_migrations": active_jobs(), "oob": True}
     )
     _send(ACTIVE_GROUP, {"type": ACTIVE, "html": panel})
-    _notify_topology(job)
+    if topology:
+        _notify_topology(job)
 
 
 def render_once() -> None:

@@ -125,7 +125,8 @@ def transition(job_id: int, new: str, *, expected=None, message: str = "", **fie
         if new in TERMINAL_STATES and job.guest_id:
             Guest.objects.filter(pk=job.guest_id).update(migrating=False)
         record_event(job_id, "state", message or f"state → {new}", {"state": new})
-        transaction.on_commit(lambda: events.push_job(job_id))
+        # The topology shows guests and hosts, not job states: only an ending changes the guest's record.
+        transaction.on_commit(lambda: events.push_job(job_id, topology=new in TERMINAL_STATES))
         if new in TERMINAL_STATES or new in (State.CANCELLED,):
             transaction.on_commit(admit_queued)
     return job

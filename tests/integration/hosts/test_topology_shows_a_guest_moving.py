@@ -140,6 +140,21 @@ class TestPushes:
         assert job.pk not in migration_events._last_topology_push  # a finished job's throttle clock is dropped
         assert job.pk not in migration_events._last_panel_push
 
+    async def test_a_state_change_that_leaves_the_guest_as_it_was_does_not_re_render_the_topology(
+        self, socket, cluster
+    ):
+        """Claimed, cancelling: the topology shows guests and hosts, not job states, and its render is the
+        costliest push a worker makes while libvirt's move needs the cores. An ending does change the guest."""
+        from migrations_app import services
+
+        job = await sync_to_async(start_moving)(cluster)
+        await sync_to_async(services.transition)(job.pk, State.CANCELLING, expected={State.RUNNING})
+        assert await socket.receive_nothing(timeout=1.0)
+        await sync_to_async(services.transition)(job.pk, State.CANCELLED, expected={State.CANCELLING})
+        html = await socket.receive_from(timeout=10)
+        assert f'<tr id="guest-{cluster["web"].pk}-row" hx-swap-oob="true">' in html
+        assert "moving" not in html  # the ending cleared the guest's move
+
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 class TestStatePushes:
@@ -175,3 +190,15 @@ class TestStatePushes:
         assert 'data-state="succeeded"' in html
         assert await socket.receive_nothing(timeout=0.5)  # one push for both changes
         await socket.disconnect()
+
+
+def test_a_waiting_push_re_renders_the_topology_if_any_change_it_covers_asked_for_it(monkeypatch):
+    sent = []
+    monkeypatch.setattr(migration_events, "_render_and_send_job", lambda job_id, topology: sent.append(topology))
+    busy = threading.Event()
+    migration_events._pusher.submit(busy.wait, 10)
+    migration_events.push_job(-1, topology=True)  # the request: the guest is now "migrating"
+    migration_events.push_job(-1, topology=False)  # claimed before that push went out
+    busy.set()
+    migration_events._pusher.submit(lambda: None).result(timeout=10)  # the queue has drained
+    assert sent == [True]
