@@ -10,7 +10,6 @@ from django.conf import settings
 from django.db import connections
 
 from kvmcluster import layer as layer_send
-from kvmcluster import sqlite_layer
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -30,6 +29,8 @@ async def _close_worker_thread_connections():
 @pytest.fixture
 def long_wait(monkeypatch):
     """Without its wake-up, a reader that found nothing would not look again for two minutes."""
+    from kvmcluster import sqlite_layer  # channels-lite's models load only where it is installed
+
     monkeypatch.setattr(sqlite_layer, "WAKE_WAIT_S", 120)
 
 
