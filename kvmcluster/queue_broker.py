@@ -15,7 +15,7 @@ the stock Redis broker blocks on the list instead and this module is not used.
 from __future__ import annotations
 
 import logging
-import select
+import time
 
 from django.conf import settings
 from django.db import transaction
@@ -61,7 +61,7 @@ class WakeableORM(ORM):
             return claimed
         listener = self._listen()
         if listener is None:
-            select.select([], [], [], Conf.POLL)  # a plain sleep, as the stock broker
+            time.sleep(Conf.POLL)  # as the stock broker
         else:
             listener.wait(Conf.POLL)
         return None

@@ -66,5 +66,8 @@ def test_a_second_cluster_on_the_same_database_polls_instead(broker):
     assert second._listen() is None and second._listen_failed
 
 
-def test_waking_with_no_cluster_running_is_harmless():
-    queue_broker.wake()  # nobody bound to the address: the datagram is refused, and that is fine
+@pytest.mark.django_db
+def test_an_enqueue_with_no_cluster_running_still_queues_the_task(broker):
+    """Nobody is bound to the wake-up address (refused): the task waits in its row for a cluster."""
+    pk = broker.enqueue("for later")
+    assert broker.get_connection().filter(pk=pk, payload="for later").exists()
