@@ -4,11 +4,10 @@ import re
 
 from django import forms
 
+from hosts.drivers.uri import UriNotAllowed, parse_uri, valid_host
 from hosts.models import Guest, Hypervisor, StorageServer
 from hosts.selectors import GUEST_SORTS
 
-# scheme[+transport]://[host]/path — what libvirt accepts (qemu:///system, qemu+tcp://h/system, test:///x.xml)
-LIBVIRT_URI = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9]+)?://[^\s/]*(/[^\s]*)?$")
 SORT_CHOICES = [("", "Name")] + [(k, k) for k in GUEST_SORTS] + [(f"-{k}", f"-{k}") for k in GUEST_SORTS]
 
 
@@ -75,15 +74,18 @@ class HypervisorForm(forms.ModelForm):
 
     def clean_uri(self) -> str:
         uri = self.cleaned_data["uri"].strip()
-        if not LIBVIRT_URI.match(uri):
+        try:
+            parse_uri(uri)  # the driver's own check: what it refuses to open, the form refuses to save
+        except UriNotAllowed as err:
             raise forms.ValidationError(
-                "Not a libvirt URI. Examples: qemu+tcp://10.0.0.2/system, qemu+ssh://root@hv-a/system, qemu:///system."
-            )
+                f"{err.message}. Examples: qemu+tcp://10.0.0.2/system, qemu+tls://hv-a/system, "
+                "qemu+ssh://root@hv-a/system."
+            ) from err
         return uri
 
     def clean_migration_address(self) -> str:
         addr = self.cleaned_data["migration_address"].strip()
-        if addr and not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", addr):
+        if addr and not valid_host(addr.strip("[]")):
             raise forms.ValidationError("A host name or IP address, without scheme or port (e.g. 10.0.1.2).")
         return addr
 

@@ -175,6 +175,12 @@ KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
 INVENTORY_REFRESH_SECONDS = int(os.environ.get("KVMCLUSTER_REFRESH_SECONDS", "5"))
 # Seconds a libvirt connect or call may take before the host counts as unreachable.
 LIBVIRT_TIMEOUT_SECONDS = float(os.environ.get("KVMCLUSTER_LIBVIRT_TIMEOUT", "5"))
+# Which libvirt URIs may be opened (hosts/drivers/uri.py). libvirt's test driver reads files named in
+# its URI, so it is for the test suite only; extra ports beyond libvirt's defaults (16509 tcp, 16514
+# tls, 22 ssh) and a directory for ssh keys / TLS client certificates are an admin's choice.
+KVMCLUSTER_ALLOW_TEST_URIS = os.environ.get("KVMCLUSTER_ALLOW_TEST_URIS", "0") == "1"
+KVMCLUSTER_LIBVIRT_PORTS = [int(p) for p in os.environ.get("KVMCLUSTER_LIBVIRT_PORTS", "").split(",") if p.strip()]
+KVMCLUSTER_LIBVIRT_KEY_DIR = os.environ.get("KVMCLUSTER_LIBVIRT_KEY_DIR", "")
 # Concurrent guest migrations per hypervisor, each direction.
 MIGRATION_MAX_OUTGOING = int(os.environ.get("KVMCLUSTER_MAX_OUTGOING", "1"))
 MIGRATION_MAX_INCOMING = int(os.environ.get("KVMCLUSTER_MAX_INCOMING", "1"))

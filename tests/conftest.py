@@ -1,1 +1,25 @@
 """Shared fixtures. Each layer (unit, integration, lab, e2e) adds its own conftest."""
+
+import os
+
+import pytest
+from django.conf import settings
+
+from hosts.drivers import libvirt_driver
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_driver_allowed():
+    """libvirt's test:/// driver is refused outside the test suite (hosts/drivers/uri.py); here it is
+    the fast inventory host. The environment variable reaches the servers and workers tests start."""
+    os.environ["KVMCLUSTER_ALLOW_TEST_URIS"] = "1"
+    settings.KVMCLUSTER_ALLOW_TEST_URIS = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_libvirt_connections():
+    """test:/// hosts are loaded from their file on open; tests rewrite files, so never reuse."""
+    libvirt_driver.close_all()
+    yield
+    libvirt_driver.close_all()

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import libvirt
 from django.conf import settings
 
+from . import uri as uris
 from .types import (
     CpuVerdict,
     DiskInfo,
@@ -117,13 +118,18 @@ def _translate(err: libvirt.libvirtError, uri: str = "", migration: bool = False
 
 
 def _open_bounded(uri: str, timeout: float) -> libvirt.virConnect:
-    """libvirt.open() has no timeout of its own; a black-holed address would hang a page."""
+    """libvirt.open() has no timeout of its own; a black-holed address would hang a page.
+
+    Every connection in the process opens here, and only a URI that passed the allow-list is opened
+    (raises UriNotAllowed before libvirt sees it): see hosts/drivers/uri.py for what a URI can do.
+    """
+    safe = uris.checked(uri)
     _ensure_event_loop()
     box: dict = {}
 
     def target() -> None:
         try:
-            box["conn"] = libvirt.open(uri)
+            box["conn"] = libvirt.open(safe)
         except libvirt.libvirtError as err:
             box["err"] = err
 
@@ -580,6 +586,10 @@ def migrate(src_uri: str, dst_uri: str, uuid: str, options: MigrationOptions) ->
     controls never queue behind this call. Raises MigrationAborted when cancelled, MigrationFailed
     with libvirt's message otherwise; HostUnreachable if the source cannot be reached at all.
     """
+    # Peer-to-peer: the *source libvirtd* opens dst_uri and hands migration_uri to QEMU, so both are
+    # checked and rebuilt here, whatever the caller passed.
+    dst = uris.checked(dst_uri)
+    stream = uris.checked_migration_uri(options.migration_uri) if options.migration_uri else ""
     conn = open_connection(src_uri)
     try:
         with _calling(src_uri, migration=True):
@@ -587,11 +597,11 @@ def migrate(src_uri: str, dst_uri: str, uuid: str, options: MigrationOptions) ->
             params: dict = {}
             if options.live and options.bandwidth_mibps:
                 params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(options.bandwidth_mibps)
-            if options.migration_uri:
-                params[libvirt.VIR_MIGRATE_PARAM_URI] = options.migration_uri
+            if stream:
+                params[libvirt.VIR_MIGRATE_PARAM_URI] = stream
             if options.live and options.max_downtime_ms:
                 dom.migrateSetMaxDowntime(int(options.max_downtime_ms), 0)
-            dom.migrateToURI3(dst_uri, params, migration_flags(options))
+            dom.migrateToURI3(dst, params, migration_flags(options))
     finally:
         try:
             conn.close()

@@ -2,7 +2,6 @@
 
 import pytest
 
-from hosts.forms import LIBVIRT_URI
 from hosts.models import GuestDisk, StorageServer
 from hosts.selectors import storage_summary
 from hosts.templatetags.kvm_ui import clamp_pct, level, mib
@@ -48,15 +47,3 @@ def test_mib(value, text):
 def test_bars_clamp_and_level():
     assert (clamp_pct(188), clamp_pct(-3), clamp_pct("x")) == (100, 0, 0)
     assert (level(50), level(75), level(188)) == ("ok", "warn", "high")
-
-
-@pytest.mark.parametrize(
-    "uri", ["qemu:///system", "qemu+tcp://10.0.0.2/system", "qemu+ssh://root@hv-a/system", "test:///tmp/a.xml"]
-)
-def test_libvirt_uris_accepted(uri):
-    assert LIBVIRT_URI.match(uri)
-
-
-@pytest.mark.parametrize("uri", ["", "hv-a", "http//x", "qemu+tcp://a b/system", "/var/run/libvirt"])
-def test_not_libvirt_uris_rejected(uri):
-    assert not LIBVIRT_URI.match(uri)

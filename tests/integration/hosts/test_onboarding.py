@@ -52,10 +52,11 @@ def test_admin_adds_a_hypervisor_with_an_audit_row(admin, cluster, django_captur
     [
         ({"name": "", "uri": "qemu:///system"}, "name", "This field is required"),
         ({"name": "bad name!", "uri": "qemu:///system"}, "name", "Use letters"),
-        ({"name": "hv-x", "uri": "not a uri"}, "uri", "Not a libvirt URI"),
+        ({"name": "hv-x", "uri": "not a uri"}, "uri", "URI not allowed: URI: it contains spaces"),
+        ({"name": "hv-x", "uri": "qemu:///system"}, "uri", "URI not allowed: a local URI"),
         ({"name": "hv-a", "uri": "qemu:///system"}, "name", "already exists"),
         ({"name": "hv-x", "uri": "qemu+tcp://10.0.0.2/system"}, "uri", "already exists"),
-        ({"name": "hv-x", "uri": "qemu:///system", "migration_address": "tcp://x:1"}, "migration_address", "host"),
+        ({"name": "hv-x", "uri": "qemu+tcp://x/system", "migration_address": "tcp://x:1"}, "migration_address", "host"),
     ],
 )
 def test_bad_hypervisor_input_is_a_form_error(admin, cluster, data, field, text):
@@ -91,7 +92,7 @@ def test_test_connection_without_javascript_keeps_the_form(admin, tmp_path):
 
 def test_test_connection_with_a_malformed_uri_is_a_form_error(admin):
     response = admin.post(reverse("hypervisor-test-connection"), {"uri": "zzz"}, headers={"HX-Request": "true"})
-    assert response.status_code == 200 and "Not a libvirt URI" in response.content.decode()
+    assert response.status_code == 200 and "URI not allowed: URI: not a libvirt URI" in response.content.decode()
 
 
 def test_admin_puts_a_host_in_maintenance(admin, cluster):
