@@ -12,6 +12,16 @@ def jobs() -> QuerySet[MigrationJob]:
     return MigrationJob.objects.select_related("source", "target", "requested_by", "guest")
 
 
+def job_history(*, guest: str = "", state: str = "") -> QuerySet[MigrationJob]:
+    """The history page's rows; arguments come from MigrationFilterForm (checked, NUL-free)."""
+    qs = jobs()
+    if state:
+        qs = qs.filter(state=state)
+    if guest:
+        qs = qs.filter(guest_name__icontains=guest)
+    return qs
+
+
 def active_jobs() -> list[MigrationJob]:
     return list(jobs().filter(state__in=[s.value for s in ACTIVE_STATES]).order_by("requested_at", "id"))
 

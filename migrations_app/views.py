@@ -16,6 +16,7 @@ from hosts.models import Guest
 from migrations_app import selectors, services
 from migrations_app import state_machine as sm
 from migrations_app.choices import State
+from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
 from migrations_app.forms import BandwidthForm, MigrationRequestForm, option_rows
 from migrations_app.orchestrator import facts
 
@@ -25,19 +26,13 @@ DETAIL = "migrations_app/migration_detail.html"
 @require_GET
 @require_perm(Perm.VIEW_CLUSTER)
 def migration_list(request):
-    qs = selectors.jobs()
-    state = request.GET.get("state", "")
-    if state in State.values:
-        qs = qs.filter(state=state)
-    guest = request.GET.get("guest", "").strip()
-    if guest:
-        qs = qs.filter(guest_name__icontains=guest)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "migrations_app/migration_list.html",
-        {"page": page, "jobs": page.object_list, "states": State.choices, "state": state, "guest": guest},
+    form = MigrationFilterForm(request.GET)
+    filters = form.filters()
+    page = Paginator(selectors.job_history(**filters), 50).get_page(
+        form.cleaned_data.get("page") if form.is_valid() else 1
     )
+    ctx = {"page": page, "jobs": page.object_list, "states": State.choices, "filter_error": form.problems(), **filters}
+    return render(request, "migrations_app/migration_list.html", ctx, status=200 if form.is_valid() else 400)
 
 
 def _detail_context(request, job, **extra) -> dict:
@@ -149,30 +144,23 @@ def migration_create(request, pk: int):
             if request.htmx:
                 return HttpResponseClientRedirect(job.get_absolute_url())
             return redirect(job.get_absolute_url())
-    data = request.POST if request.method == "POST" else request.GET
-    kind = data.get("kind") if data.get("kind") in ("live", "offline") else "live"
-    targets = _readiness(guest, kind, data)
+    query = TargetsQueryForm(request.POST if request.method == "POST" else request.GET)
+    clean = query.cleaned_data if query.is_valid() else {}
+    kind = clean.get("kind") or "live"
+    targets = facts.readiness(guest, kind, query.readiness_options())
     ctx = {
         "guest": guest,
         "form": form,
         "error": error,
         "kind": kind,
         "targets": targets,
-        "selected": data.get("target") or _only_candidate(targets),
+        "selected": str(clean.get("target") or "") or _only_candidate(targets),
     }
     status = 400 if request.method == "POST" and not request.htmx else 200
     template = "migrations_app/migration_form.html"
     if request.htmx and request.method == "POST":
         template += "#form"
     return render(request, template, ctx, status=status)
-
-
-# The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
-READINESS_OPTIONS = ("compressed", "shutdown_first", "start_on_target")
-
-
-def _readiness(guest: Guest, kind: str, data) -> list[dict]:
-    return facts.readiness(guest, kind, {key: data.get(key) == "on" for key in READINESS_OPTIONS})
 
 
 def _only_candidate(targets: list[dict]) -> str:
@@ -186,11 +174,13 @@ def _only_candidate(targets: list[dict]) -> str:
 def migration_targets(request, pk: int):
     """Per-target readiness for the chosen mode and the options that change the checks (htmx swap)."""
     guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
-    kind = request.GET.get("kind", "live")
-    if kind not in ("live", "offline"):
-        return HttpResponse("mode must be live or offline", status=400)
+    query = TargetsQueryForm(request.GET)
+    if not query.is_valid():
+        return HttpResponse(f"bad query: {query.problems()}", status=400, content_type="text/plain")
+    kind = query.cleaned_data["kind"] or "live"
     form = MigrationRequestForm(guest=guest)
-    targets = _readiness(guest, kind, request.GET)
+    # The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
+    targets = facts.readiness(guest, kind, query.readiness_options())
     return render(
         request,
         "migrations_app/migration_form.html#targets",
@@ -198,7 +188,7 @@ def migration_targets(request, pk: int):
             "guest": guest,
             "form": form,
             "targets": targets,
-            "selected": request.GET.get("target") or _only_candidate(targets),
+            "selected": str(query.cleaned_data["target"] or "") or _only_candidate(targets),
             "kind": kind,
         },
     )

@@ -1,0 +1,45 @@
+"""Forms for the GET parameters of the guest migration pages: no query string reaches a query unchecked.
+
+Django's CharField refuses NUL characters (PostgreSQL refuses them in a string literal: a raw
+parameter there was a 500) and the choice fields refuse anything not offered.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from migrations_app.choices import Kind, State
+
+READINESS_OPTIONS = ("compressed", "shutdown_first", "start_on_target")
+
+
+class QueryForm(forms.Form):
+    def problems(self) -> str:
+        """The refusals in one line, for a 400 or the page's notice."""
+        return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in self.errors.items())
+
+
+class MigrationFilterForm(QueryForm):
+    """The history's filters. Invalid input is a 400 that names the field; the list is then unfiltered."""
+
+    guest = forms.CharField(required=False, max_length=128, strip=True)
+    state = forms.ChoiceField(required=False, choices=[("", "any"), *State.choices])
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def filters(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {k: data[k] for k in ("guest", "state") if data.get(k)}
+
+
+class TargetsQueryForm(QueryForm):
+    """The Migrate form's readiness query: the mode, a preselected target and the options that change checks."""
+
+    kind = forms.ChoiceField(required=False, choices=Kind.choices)
+    target = forms.IntegerField(required=False, min_value=1)
+    compressed = forms.BooleanField(required=False)
+    shutdown_first = forms.BooleanField(required=False)
+    start_on_target = forms.BooleanField(required=False)
+
+    def readiness_options(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {key: bool(data.get(key)) for key in READINESS_OPTIONS}
