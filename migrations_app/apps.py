@@ -19,13 +19,7 @@ def _warm_worker(sender, proc_name=None, **kwargs) -> None:
 
 
 def _reconcile_on_worker_start(sender, proc_name=None, **kwargs) -> None:
-    """A (re)started worker may be replacing one that died mid-move: settle what it left behind.
-    Enqueued rather than run here so a slow libvirt host never delays the worker's readiness."""
-    import logging
+    """A (re)started worker may be replacing one that died mid-move: settle what it left behind."""
+    from kvmcluster.worker_start import enqueue_at_worker_start
 
-    try:
-        from django_q.tasks import async_task
-
-        async_task("migrations_app.tasks.reconcile", task_name="migrations-reconcile-on-start")
-    except Exception:  # noqa: BLE001 - the minute schedule will do it anyway
-        logging.getLogger(__name__).exception("could not enqueue the reconciler at worker start")
+    enqueue_at_worker_start("migrations_app.tasks.reconcile", "migrations-reconcile-on-start")

@@ -43,7 +43,30 @@ def take_lease(name: str, holder: str, ttl: timedelta = LEASE_TTL) -> bool:
     except IntegrityError:
         pass  # created by a concurrent taker; the update below decides
     mine_or_free = Q(expires_at__lte=now) | Q(holder=holder)
+    stale = _dead_local_holder(name)
+    if stale:
+        mine_or_free |= Q(holder=stale)
     return WorkerLease.objects.filter(mine_or_free, name=name).update(holder=holder, expires_at=now + ttl) == 1
+
+
+def _dead_local_holder(name: str) -> str:
+    """The lease's holder if it is a process of this machine that no longer exists, else "".
+
+    A worker that was stopped mid-chunk never released its lease; without this its successor waited
+    out the TTL, and then for the minute schedule (the topology lagged ~27 s after a restart).
+    """
+    holder = WorkerLease.objects.filter(name=name).values_list("holder", flat=True).first() or ""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return ""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return holder
+    except PermissionError:
+        return ""  # alive, someone else's
+    return ""
 
 
 def release_lease(name: str, holder: str) -> None:

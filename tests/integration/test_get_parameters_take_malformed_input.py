@@ -56,7 +56,9 @@ GET_PARAMS: dict[str, list[str]] = {
 junk = st.one_of(
     st.text(max_size=80),
     st.text(max_size=10).map(lambda s: s + "\x00"),
-    st.sampled_from(["", "\x00", "a\x00b", "\u202e\x00nul", "-1", "0", "9" * 30, "1e309", "NaN", "on", "live", "☃" * 200]),
+    st.sampled_from(
+        ["", "\x00", "a\x00b", "\u202e\x00nul", "-1", "0", "9" * 30, "1e309", "NaN", "on", "live", "☃" * 200]
+    ),
 )
 
 

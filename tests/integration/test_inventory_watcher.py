@@ -76,3 +76,22 @@ def test_a_watcher_chunk_hands_over_to_its_successor_only_if_it_held_the_lease(m
     watcher.take_lease(watcher.LEASE_NAME, "another-worker")
     assert tasks.watch_inventory() == 0
     assert queued == ["hosts.tasks.watch_inventory"]  # no second chain
+
+
+@pytest.mark.django_db
+def test_a_lease_left_by_a_dead_worker_of_this_machine_is_taken_at_once():
+    """A worker stopped mid-chunk never released its lease; its successor must not wait out the TTL.
+    A live holder keeps it, and so does one on another machine (its PIDs mean nothing here)."""
+    import os
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID that existed and is gone
+    here = socket.gethostname()
+    assert watcher.take_lease(watcher.LEASE_NAME, f"{here}:{gone.pid}:dead")
+    assert watcher.take_lease(watcher.LEASE_NAME, f"{here}:1:successor") is True
+    assert watcher.take_lease(watcher.LEASE_NAME, f"{here}:{os.getpid()}:other") is False  # PID 1 is alive
+
+    WorkerLease.objects.filter(name=watcher.LEASE_NAME).update(holder=f"other-machine:{gone.pid}:x")
+    assert watcher.take_lease(watcher.LEASE_NAME, f"{here}:{os.getpid()}:other") is False
