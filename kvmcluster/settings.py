@@ -6,6 +6,7 @@
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -35,6 +36,10 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "template_partials",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "hosts",
     "migrations_app",
@@ -174,6 +179,37 @@ KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
 # Seconds between scheduled inventory refreshes of every hypervisor.
 INVENTORY_REFRESH_SECONDS = int(os.environ.get("KVMCLUSTER_REFRESH_SECONDS", "5"))
 # Seconds a libvirt connect or call may take before the host counts as unreachable.
+# The REST API (/api/v1/, kvmcluster/api/): the browser's session or a knox token (stored hashed,
+# expiring), cursor pagination, problem documents for errors, the schema by drf-spectacular.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["kvmcluster.api.permissions.RolePermission"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "kvmcluster.api.pagination.NewestFirst",
+    "EXCEPTION_HANDLER": "kvmcluster.api.problems.problem_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+REST_KNOX = {"TOKEN_TTL": timedelta(days=int(os.environ.get("KVMCLUSTER_API_TOKEN_DAYS", "90"))), "AUTO_REFRESH": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kvmcluster API",
+    "DESCRIPTION": "The dashboard's REST API: the same services and role rules as the pages.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MigrationStateEnum": "migrations_app.choices.State",
+        "HypervisorStateEnum": "hosts.models.Hypervisor.State",
+    },
+}
+
 LIBVIRT_TIMEOUT_SECONDS = float(os.environ.get("KVMCLUSTER_LIBVIRT_TIMEOUT", "5"))
 # Which libvirt URIs may be opened (hosts/drivers/uri.py). libvirt's test driver reads files named in
 # its URI, so it is for the test suite only; extra ports beyond libvirt's defaults (16509 tcp, 16514

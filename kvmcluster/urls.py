@@ -14,6 +14,7 @@ urlpatterns = [
     path("migrations/", include("migrations_app.urls")),
     path("", include(migration_guest_urls)),
     path("", include("accounts.urls")),
+    path("api/v1/", include("kvmcluster.api.urls")),
 ]
 
 # daphne serves no static files and runserver's static handler is not in play: in DEBUG Django's

@@ -1,0 +1,85 @@
+"""REST API for the inventory: storage servers, hypervisors and guests (read only for now).
+
+Thin: serializers shape, selectors query; the hypervisor URI is shown only to those who may manage
+hosts (it can hold a user name), as on the pages.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers
+
+from accounts.permissions import user_can
+from accounts.roles import Perm
+from hosts import selectors
+from hosts.models import Guest, Hypervisor, StorageServer
+from kvmcluster.api.base import ApiViewSet
+
+READ = {"list": Perm.VIEW_CLUSTER, "retrieve": Perm.VIEW_CLUSTER}
+
+
+class StorageServerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StorageServer
+        fields = ["id", "name", "address", "protocol", "export_path", "mount_path", "created_at"]
+
+
+class HypervisorSerializer(serializers.ModelSerializer):
+    storage_servers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    uri = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Hypervisor
+        fields = [
+            "id", "name", "uri", "migration_address", "state", "last_error", "last_seen_at", "hostname",
+            "cpu_model", "cpus", "vcpus_allocated", "memory_total_mib", "memory_free_mib", "bridges",
+            "storage_servers",
+        ]  # fmt: skip
+
+    def get_uri(self, hv: Hypervisor) -> str | None:
+        return hv.uri if user_can(self.context["request"].user, Perm.MANAGE_HOSTS) else None
+
+
+class GuestSerializer(serializers.ModelSerializer):
+    hypervisor_name = serializers.CharField(source="hypervisor.name", read_only=True)
+
+    class Meta:
+        model = Guest
+        fields = [
+            "id", "uuid", "name", "hypervisor", "hypervisor_name", "power", "persistent", "vcpus", "memory_mib",
+            "migrating", "last_seen_at",
+        ]  # fmt: skip
+
+
+class GuestQuery(serializers.Serializer):
+    """The guest list's query parameters (checked: no raw text reaches a query)."""
+
+    q = serializers.CharField(required=False, max_length=128)
+    hypervisor = serializers.IntegerField(required=False, min_value=1)
+    power = serializers.ChoiceField(required=False, choices=Guest.Power.choices)
+
+
+class StorageServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    perms = READ
+    serializer_class = StorageServerSerializer
+    queryset = StorageServer.objects.all()
+
+
+class HypervisorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    perms = READ
+    serializer_class = HypervisorSerializer
+    queryset = Hypervisor.objects.prefetch_related("storage_servers")
+
+
+@extend_schema(parameters=[GuestQuery])
+class GuestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    perms = READ
+    serializer_class = GuestSerializer
+
+    def get_queryset(self):
+        if self.action != "list":
+            return Guest.objects.select_related("hypervisor")
+        query = GuestQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        return selectors.guest_queryset(q=q.get("q", ""), hypervisor_id=q.get("hypervisor"), power=q.get("power", ""))

@@ -1,0 +1,28 @@
+"""/api/v1/: the REST API, one more thin interface over the same services (STYLE 11).
+
+The schema and its Swagger UI / Redoc pages (vendored by drf-spectacular-sidecar, no CDN) are for
+signed-in users; everything answers 401/403 as problem documents, never with the login page.
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from hosts import api as hosts_api
+from migrations_app import api as migrations_api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.include_format_suffixes = False
+router.register("storage-servers", hosts_api.StorageServerViewSet, basename="api-storage-server")
+router.register("hypervisors", hosts_api.HypervisorViewSet, basename="api-hypervisor")
+router.register("guests", hosts_api.GuestViewSet, basename="api-guest")
+router.register("migrations", migrations_api.MigrationViewSet, basename="api-migration")
+router.register(r"guests/(?P<guest_pk>\d+)/targets", migrations_api.GuestTargetsViewSet, basename="api-guest-targets")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,192 @@
+"""REST API for guest migrations: history with filters, request, detail, cancel, and target readiness.
+
+The request goes through the Migrate form's own validation (MigrationRequestForm) and the same
+service as the page (services.migration_request: pre-flight, audit row, job), so a rule lives once.
+A refused pre-flight is a 409 whose problem document lists the failing checks by name.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from accounts.audit import request_ip
+from accounts.roles import Perm
+from hosts.models import Guest
+from kvmcluster.api.base import ApiViewSet
+from migrations_app import selectors, services
+from migrations_app.choices import Kind, State
+from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
+from migrations_app.forms import MigrationRequestForm
+from migrations_app.models import MigrationJob
+from migrations_app.orchestrator import facts
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the job's or the cluster's state."
+
+    def __init__(self, detail: str, checks: list[dict] | None = None):
+        super().__init__(detail)
+        self.checks = checks or []
+
+
+class CheckSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    status = serializers.CharField()
+    evidence = serializers.CharField(allow_blank=True)
+
+
+class MigrationSerializer(serializers.ModelSerializer):
+    source_name = serializers.CharField(source="source.name", read_only=True)
+    target_name = serializers.CharField(source="target.name", read_only=True)
+    requested_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = MigrationJob
+        fields = [
+            "id", "guest", "guest_name", "guest_uuid", "source", "source_name", "target", "target_name", "kind",
+            "state", "phase", "options", "requested_by", "requested_at", "started_at", "finished_at", "error",
+            "where_guest_is", "downtime_ms", "data_sent", "total_ms", "data_total", "data_processed",
+            "data_remaining", "throughput_bps", "dirty_rate_bps", "iteration", "bandwidth_mibps", "postcopy_started",
+        ]  # fmt: skip
+
+
+class MigrationDetailSerializer(MigrationSerializer):
+    preflight = CheckSerializer(many=True, read_only=True)
+
+    class Meta(MigrationSerializer.Meta):
+        fields = [*MigrationSerializer.Meta.fields, "preflight"]
+
+
+class MigrationRequestSerializer(serializers.Serializer):
+    """What the Migrate form takes; `options` are the form's option fields by name (absent = the form's default)."""
+
+    guest = serializers.IntegerField(min_value=1)
+    target = serializers.IntegerField(min_value=1)
+    kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.LIVE)
+    options = serializers.DictField(required=False, default=dict)
+
+
+class MigrationQuery(serializers.Serializer):
+    guest = serializers.CharField(required=False)
+    state = serializers.ChoiceField(required=False, choices=State.choices)
+
+
+def _form_errors(form) -> ValidationError:
+    return ValidationError({name: [str(e) for e in errs] for name, errs in form.errors.items()})
+
+
+@extend_schema(parameters=[MigrationQuery])
+class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    perms = {
+        "list": Perm.VIEW_CLUSTER,
+        "retrieve": Perm.VIEW_CLUSTER,
+        "create": Perm.RUN_MIGRATIONS,
+        "cancel": Perm.RUN_MIGRATIONS,
+        "targets": Perm.RUN_MIGRATIONS,
+    }
+
+    def get_serializer_class(self):
+        return MigrationDetailSerializer if self.action == "retrieve" else MigrationSerializer
+
+    def get_queryset(self):
+        if self.action != "list":
+            return selectors.jobs()
+        form = MigrationFilterForm(self.request.query_params)  # the page's own filter rules
+        if not form.is_valid():
+            raise _form_errors(form)
+        return selectors.job_history(**form.filters())
+
+    @extend_schema(
+        request=MigrationRequestSerializer,
+        responses={201: MigrationDetailSerializer, 400: OpenApiResponse(description="a field is wrong"),
+                   409: OpenApiResponse(description="pre-flight refused: `checks` names the failing ones")},
+    )  # fmt: skip
+    def create(self, request):
+        body = MigrationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=body.validated_data["guest"])
+        form = MigrationRequestForm(_form_data(body.validated_data), guest=guest)
+        if not form.is_valid():
+            raise _form_errors(form)
+        try:
+            job = services.migration_request(
+                guest=guest,
+                target=form.cleaned_data["target"],
+                kind=form.cleaned_data["kind"],
+                options=form.options(),
+                actor=request.user,
+                source_ip=request_ip(request),
+            )
+        except DjangoPermissionDenied as err:
+            raise PermissionDenied(str(err)) from err
+        except services.PreflightFailed as err:
+            raise Conflict(str(err), checks=[i for i in err.items if i["status"] == "fail"]) from err
+        except services.MigrationError as err:
+            raise Conflict(str(err)) from err
+        return Response(MigrationDetailSerializer(selectors.jobs().get(pk=job.pk)).data, status=201)
+
+    @extend_schema(
+        request=None, responses={202: MigrationDetailSerializer, 409: OpenApiResponse(description="not cancellable")}
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        try:
+            services.migration_cancel(job=job, actor=request.user, source_ip=request_ip(request))
+        except DjangoPermissionDenied as err:
+            raise PermissionDenied(str(err)) from err
+        except services.MigrationError as err:
+            raise Conflict(str(err)) from err
+        return Response(MigrationDetailSerializer(selectors.jobs().get(pk=job.pk)).data, status=202)
+
+
+class TargetQuery(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.LIVE)
+    compressed = serializers.BooleanField(required=False)
+    shutdown_first = serializers.BooleanField(required=False)
+    start_on_target = serializers.BooleanField(required=False)
+
+
+class TargetSerializer(serializers.Serializer):
+    target = serializers.IntegerField(source="target.pk")
+    target_name = serializers.CharField(source="target.name")
+    verdict = serializers.ChoiceField(choices=["ready", "warning", "blocked"])
+    checks = CheckSerializer(many=True, source="items")
+
+
+@extend_schema(parameters=[TargetQuery], responses=TargetSerializer(many=True))
+class GuestTargetsViewSet(mixins.ListModelMixin, ApiViewSet):
+    """Every other hypervisor's pre-flight checklist for this guest, without starting anything."""
+
+    perms = {"list": Perm.RUN_MIGRATIONS}
+    pagination_class = None
+    serializer_class = TargetSerializer
+
+    def list(self, request, guest_pk=None):
+        guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=guest_pk)
+        query = TargetsQueryForm(request.query_params)  # the Migrate form's own readiness query
+        if not query.is_valid():
+            raise _form_errors(query)
+        rows = facts.readiness(guest, query.cleaned_data["kind"] or Kind.LIVE, query.readiness_options())
+        return Response(TargetSerializer(rows, many=True).data)
+
+
+def _form_data(body: dict) -> dict:
+    """The form's POST shape: the target and mode plus each option, defaults where the client sent none
+    (a missing checkbox in a browser means "off"; in the API it means "as the form proposes")."""
+    fields = MigrationRequestForm.base_fields
+    data = {name: fields[name].initial for name in MigrationRequestForm.OPTION_FIELDS if fields[name].initial}
+    for name, value in body["options"].items():
+        if name not in MigrationRequestForm.OPTION_FIELDS:
+            raise ValidationError({"options": [f"unknown option {name!r}"]})
+        data[name] = value
+    data.update(target=body["target"], kind=body["kind"])
+    return data
