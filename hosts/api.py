@@ -6,14 +6,20 @@ hosts (it can hold a user name), as on the pages.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 
+from accounts.audit import request_ip
 from accounts.permissions import user_can
 from accounts.roles import Perm
 from hosts import selectors
 from hosts.models import Guest, Hypervisor, StorageServer
+from hosts.services import power
 from kvmcluster.api.base import ApiViewSet
+from kvmcluster.api.problems import Conflict
 
 READ = {"list": Perm.VIEW_CLUSTER, "retrieve": Perm.VIEW_CLUSTER}
 
@@ -59,6 +65,11 @@ class GuestQuery(serializers.Serializer):
     power = serializers.ChoiceField(required=False, choices=Guest.Power.choices)
 
 
+class PowerSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=sorted(power.ACTIONS))
+    confirm = serializers.BooleanField(default=False, help_text="Required for destroy (force off), as on the page.")
+
+
 class StorageServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     perms = READ
     serializer_class = StorageServerSerializer
@@ -73,7 +84,7 @@ class HypervisorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
 @extend_schema(parameters=[GuestQuery])
 class GuestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    perms = READ
+    perms = {**READ, "power": Perm.POWER_GUESTS}
     serializer_class = GuestSerializer
 
     def get_queryset(self):
@@ -83,3 +94,27 @@ class GuestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         query.is_valid(raise_exception=True)
         q = query.validated_data
         return selectors.guest_queryset(q=q.get("q", ""), hypervisor_id=q.get("hypervisor"), power=q.get("power", ""))
+
+    @extend_schema(
+        request=PowerSerializer,
+        responses={200: GuestSerializer, 409: OpenApiResponse(description="libvirt refused, or the guest is moving")},
+    )
+    @action(detail=True, methods=["post"])
+    def power(self, request, pk=None):
+        """Start, shut down or force off; the answer is the guest as libvirt reports it afterwards."""
+        body = PowerSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if body.validated_data["action"] == "destroy" and not body.validated_data["confirm"]:
+            raise ValidationError(
+                {"confirm": ["Forcing a guest off loses what it has not written: send confirm=true."]}
+            )
+        try:
+            guest = power.guest_power(
+                guest=self.get_object(),
+                action=body.validated_data["action"],
+                actor=request.user,
+                source_ip=request_ip(request),
+            )
+        except power.PowerRefused as err:
+            raise Conflict(err.message) from err
+        return Response(GuestSerializer(guest).data)

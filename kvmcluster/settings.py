@@ -204,6 +204,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "kvmcluster.api.schema_hooks.drop_database_integer_bounds",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MigrationStateEnum": "migrations_app.choices.State",
         "HypervisorStateEnum": "hosts.models.Hypervisor.State",

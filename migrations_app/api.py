@@ -10,30 +10,22 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.audit import request_ip
 from accounts.roles import Perm
 from hosts.models import Guest
 from kvmcluster.api.base import ApiViewSet
+from kvmcluster.api.problems import Conflict
 from migrations_app import selectors, services
 from migrations_app.choices import Kind, State
 from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
-from migrations_app.forms import MigrationRequestForm
+from migrations_app.forms import BandwidthForm, MigrationRequestForm
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
-
-
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the job's or the cluster's state."
-
-    def __init__(self, detail: str, checks: list[dict] | None = None):
-        super().__init__(detail)
-        self.checks = checks or []
 
 
 class CheckSerializer(serializers.Serializer):
@@ -74,6 +66,13 @@ class MigrationRequestSerializer(serializers.Serializer):
     options = serializers.DictField(required=False, default=dict)
 
 
+class BandwidthSerializer(serializers.Serializer):
+    mibps = serializers.IntegerField(min_value=1, max_value=100_000)
+
+
+CONFLICT = OpenApiResponse(description="refused in the job's current state; `detail` says why")
+
+
 class MigrationQuery(serializers.Serializer):
     guest = serializers.CharField(required=False)
     state = serializers.ChoiceField(required=False, choices=State.choices)
@@ -90,6 +89,8 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
         "retrieve": Perm.VIEW_CLUSTER,
         "create": Perm.RUN_MIGRATIONS,
         "cancel": Perm.RUN_MIGRATIONS,
+        "bandwidth": Perm.RUN_MIGRATIONS,
+        "postcopy": Perm.RUN_MIGRATIONS,
         "targets": Perm.RUN_MIGRATIONS,
     }
 
@@ -133,19 +134,34 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
             raise Conflict(str(err)) from err
         return Response(MigrationDetailSerializer(selectors.jobs().get(pk=job.pk)).data, status=201)
 
-    @extend_schema(
-        request=None, responses={202: MigrationDetailSerializer, 409: OpenApiResponse(description="not cancellable")}
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def _control(self, request, service, **kwargs) -> Response:
+        """One of the job page's controls: the same service, its refusal as a 409 with its reason."""
         job = self.get_object()
         try:
-            services.migration_cancel(job=job, actor=request.user, source_ip=request_ip(request))
+            service(job=job, actor=request.user, source_ip=request_ip(request), **kwargs)
         except DjangoPermissionDenied as err:
             raise PermissionDenied(str(err)) from err
         except services.MigrationError as err:
             raise Conflict(str(err)) from err
         return Response(MigrationDetailSerializer(selectors.jobs().get(pk=job.pk)).data, status=202)
+
+    @extend_schema(request=None, responses={202: MigrationDetailSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._control(request, services.migration_cancel)
+
+    @extend_schema(request=BandwidthSerializer, responses={202: MigrationDetailSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def bandwidth(self, request, pk=None):
+        form = BandwidthForm(request.data)  # the job page's own limits
+        if not form.is_valid():
+            raise _form_errors(form)
+        return self._control(request, services.migration_set_bandwidth, mibps=form.cleaned_data["mibps"])
+
+    @extend_schema(request=None, responses={202: MigrationDetailSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def postcopy(self, request, pk=None):
+        return self._control(request, services.migration_switch_postcopy)
 
 
 class TargetQuery(serializers.Serializer):

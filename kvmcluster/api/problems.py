@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.views import exception_handler
+
+
+class Conflict(APIException):
+    """409: the request is well-formed but the cluster's or the job's state refuses it (`checks` optional)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the job's or the cluster's state."
+
+    def __init__(self, detail: str, checks: list[dict] | None = None):
+        super().__init__(detail)
+        self.checks = checks or []
 
 
 def problem_exception_handler(exc, context):

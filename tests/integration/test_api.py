@@ -29,10 +29,13 @@ API_RULES = {
     "api-hypervisor-detail": [("GET", Perm.VIEW_CLUSTER, "hypervisor", 200)],
     "api-guest-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
     "api-guest-detail": [("GET", Perm.VIEW_CLUSTER, "guest", 200)],
+    "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
     "api-migration-list": [("GET", Perm.VIEW_CLUSTER, "", 200), ("POST", Perm.RUN_MIGRATIONS, "", 400)],
     "api-migration-detail": [("GET", Perm.VIEW_CLUSTER, "migration", 200)],
     "api-migration-cancel": [("POST", Perm.RUN_MIGRATIONS, "migration", 202)],
+    "api-migration-bandwidth": [("POST", Perm.RUN_MIGRATIONS, "migration", 400)],
+    "api-migration-postcopy": [("POST", Perm.RUN_MIGRATIONS, "migration", 409)],
 }
 SCHEMA_PAGES = ("api-schema", "api-docs", "api-redoc")
 
@@ -160,3 +163,27 @@ def test_a_refused_preflight_is_a_409_listing_the_failing_checks(objects):
     targets = client.get(reverse("api-guest-targets-list", kwargs={"guest_pk": guest.pk}), {"kind": "live"})
     assert targets.status_code == 200 and targets.json()[0]["target_name"] == "api-b"
     assert targets.json()[0]["verdict"] == "ready" or targets.json()[0]["checks"]  # no option: no compression check
+
+
+def test_an_operator_shuts_a_guest_down_and_gets_libvirts_answer(objects):
+    guest = Guest.objects.create(
+        uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", name="test", hypervisor_id=objects["hypervisor"], power="running"
+    )
+    client = _client("operator")
+    url = reverse("api-guest-power", kwargs={"pk": guest.pk})
+    forced = client.post(url, {"action": "destroy"}, content_type="application/json")
+    assert forced.status_code == 400 and "confirm" in forced.json()["errors"]
+    done = client.post(url, {"action": "shutdown"}, content_type="application/json")
+    assert done.status_code == 200 and done.json()["power"] == "shutoff", done.content  # re-read from libvirt
+    again = client.post(url, {"action": "shutdown"}, content_type="application/json")
+    assert again.status_code == 409 and again.json()["detail"]  # libvirt's own refusal text
+    # test:///default is one shared machine per process: put the guest back as other tests expect it
+    assert client.post(url, {"action": "start"}, content_type="application/json").json()["power"] == "running"
+
+
+def test_job_controls_refuse_in_the_wrong_state_with_the_reason(objects):
+    client = _client("operator")
+    url = reverse("api-migration-bandwidth", kwargs={"pk": objects["migration"]})
+    assert client.post(url, {"mibps": 0}, content_type="application/json").json()["errors"]["mibps"]
+    waiting = client.post(url, {"mibps": 50}, content_type="application/json")
+    assert waiting.status_code == 409 and waiting.json()["detail"]

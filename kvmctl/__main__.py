@@ -1,0 +1,5 @@
+import sys
+
+from kvmctl.cli import main
+
+sys.exit(main())

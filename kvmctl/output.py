@@ -1,0 +1,35 @@
+"""How kvmctl prints: JSON as the API gave it, or a plain aligned table; a one-line progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def print_json(data, stream=None) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str), file=stream or sys.stdout)
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # Names and libvirt's messages come from hosts: no control characters reach the terminal.
+    return "".join(c if c.isprintable() else "?" for c in text)[:80]
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def progress_line(job: dict, width: int = 30) -> str:
+    total, done = job.get("data_total") or 0, job.get("data_processed") or 0
+    pct = min(100, int(done * 100 / total)) if total else (100 if job["state"] == "succeeded" else 0)
+    bar = "#" * (pct * width // 100)
+    return (
+        f"#{job['id']} [{bar:<{width}}] {pct:3d}% {job['state']} {job.get('phase', '')} pass {job.get('iteration', 0)}"
+    )
