@@ -1,8 +1,8 @@
 """kvmctl verbs. argparse (the standard library's parser) is enough for nouns and verbs with flags;
 every verb takes --json and prints the API's own JSON instead of a table.
 
-Configuration: --url / KVMCTL_URL (default http://127.0.0.1:8000) and --token / KVMCTL_TOKEN (an API
-token: `python manage.py api_token create USER`). Exit status: 0 done, 1 the API refused (its reason is
+Configuration: --url / KVMCLUSTER_URL (default http://127.0.0.1:8000) and --token / KVMCLUSTER_TOKEN (an
+API token: `python manage.py api_token create USER`). Exit status: 0 done, 1 the API refused (its reason is
 printed), 2 bad usage.
 """
 
@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 import time
+
+import httpx
 
 from kvmctl.client import ApiError, Client
 from kvmctl.output import print_json, progress_line, table
@@ -84,17 +86,25 @@ def cmd_migrate(api: Client, args) -> object:
     }
     body = {
         "guest": _guest_id(api, args.guest),
-        "target": _host_id(api, args.target),
+        "target": "auto" if args.target == "auto" else _host_id(api, args.target),
         "kind": "offline" if args.offline else "live",
         "options": {k: v for k, v in options.items() if v not in (None, False)},
     }
     job = api.post("migrations/", body)
     if args.wait:
         job = _watch(api, job["id"], quiet=args.json)
+        _fail_unless_succeeded(job)
     return (
         job,
         f"migration #{job['id']} {job['guest_name']} {job['source_name']} -> {job['target_name']}: {job['state']}",
     )
+
+
+def _fail_unless_succeeded(job: dict) -> None:
+    """A followed move that did not succeed exits 1 with libvirt's reason and where the guest is."""
+    if job["state"] != "succeeded":
+        where = f" (guest is on {job['where_guest_is']})" if job.get("where_guest_is") else ""
+        raise ApiError(0, {"title": f"migration #{job['id']} {job['state']}", "detail": f"{job['error']}{where}"})
 
 
 def cmd_migrations(api: Client, args) -> object:
@@ -128,10 +138,23 @@ def cmd_postcopy(api: Client, args) -> object:
 
 def cmd_watch(api: Client, args) -> object:
     job = _watch(api, args.id, quiet=args.json)
+    _fail_unless_succeeded(job)
     return job, f"migration #{job['id']}: {job['state']}" + (f": {job['error']}" if job["error"] else "")
 
 
 def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict:
+    try:
+        return _follow(api, job_id, quiet, interval)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        if sys.stdin.isatty() and input(f"Cancel migration #{job_id}? [y/N] ").strip().lower() in ("y", "yes"):
+            api.post(f"migrations/{job_id}/cancel/")
+            return _follow(api, job_id, quiet, interval)
+        print(f"still running: kvmctl watch {job_id}", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _follow(api: Client, job_id: int, quiet: bool, interval: float) -> dict:
     while True:
         job = api.get(f"migrations/{job_id}/")
         if not quiet and sys.stderr.isatty():
@@ -147,8 +170,8 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     p = argparse.ArgumentParser(prog="kvmctl", description="Drive a kvmcluster dashboard through its REST API.")
-    p.add_argument("--url", default=os.environ.get("KVMCTL_URL", "http://127.0.0.1:8000"))
-    p.add_argument("--token", default=os.environ.get("KVMCTL_TOKEN", ""), help="API token (or KVMCTL_TOKEN)")
+    p.add_argument("--url", default=os.environ.get("KVMCLUSTER_URL", "http://127.0.0.1:8000"))
+    p.add_argument("--token", default=os.environ.get("KVMCLUSTER_TOKEN", ""), help="API token (or KVMCLUSTER_TOKEN)")
     nouns = p.add_subparsers(dest="noun", required=True)
 
     def verb(sub, name: str, func, help_: str) -> argparse.ArgumentParser:
@@ -157,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
         return v
 
     top = nouns
-    verb(top, "hypervisors", cmd_hypervisors, "list hypervisors")
+    verb(top, "hosts", cmd_hypervisors, "list hypervisors")
     verb(top, "storage", cmd_storage, "list storage servers")
     g = verb(top, "guests", cmd_guests, "list guests")
     g.add_argument("--name"), g.add_argument("--host"), g.add_argument("--power")
@@ -168,7 +191,8 @@ def parser() -> argparse.ArgumentParser:
     t = verb(top, "targets", cmd_targets, "pre-flight of every target for a guest (starts nothing)")
     t.add_argument("guest"), t.add_argument("--offline", action="store_true")
     m = verb(top, "migrate", cmd_migrate, "request a guest migration")
-    m.add_argument("guest"), m.add_argument("target")
+    m.add_argument("guest")
+    m.add_argument("--to", dest="target", default="auto", help="hypervisor id or name, or auto (the default)")
     m.add_argument("--offline", action="store_true")
     m.add_argument("--bandwidth", type=int, metavar="MIBPS"), m.add_argument("--max-downtime", type=int, metavar="MS")
     m.add_argument("--auto-converge", action="store_true"), m.add_argument("--postcopy", action="store_true")
@@ -189,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.token:
-        print("kvmctl: no API token: pass --token or set KVMCTL_TOKEN", file=sys.stderr)
+        print("kvmctl: no API token: pass --token or set KVMCLUSTER_TOKEN", file=sys.stderr)
         return 2
     api = Client(args.url, args.token)
     try:
@@ -204,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             for check in err.problem.get("checks") or []:
                 print(f"  {check['label']}: {check['evidence']}", file=sys.stderr)
         return 1
-    except OSError as err:  # connection refused, timeout: say where we tried
+    except httpx.HTTPError as err:  # connection refused, timeout: say where we tried
         print(f"kvmctl: cannot reach {args.url}: {err}", file=sys.stderr)
         return 1
     if args.json:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from accounts.audit import request_ip
 from accounts.roles import Perm
-from hosts.models import Guest
+from hosts.models import Guest, Hypervisor
 from kvmcluster.api.base import ApiViewSet
 from kvmcluster.api.problems import Conflict
 from migrations_app import selectors, services
@@ -26,6 +26,7 @@ from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
 from migrations_app.forms import BandwidthForm, MigrationRequestForm
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
+from migrations_app.planning.targets import Candidate, pick_target
 
 
 class CheckSerializer(serializers.Serializer):
@@ -60,8 +61,8 @@ class MigrationDetailSerializer(MigrationSerializer):
 class MigrationRequestSerializer(serializers.Serializer):
     """What the Migrate form takes; `options` are the form's option fields by name (absent = the form's default)."""
 
-    guest = serializers.IntegerField(min_value=1)
-    target = serializers.IntegerField(min_value=1)
+    guest = serializers.CharField(max_length=128, help_text="id or name")
+    target = serializers.CharField(max_length=64, help_text='id, name, or "auto" (the best open target)')
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.LIVE)
     options = serializers.DictField(required=False, default=dict)
 
@@ -113,8 +114,9 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     def create(self, request):
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=body.validated_data["guest"])
-        form = MigrationRequestForm(_form_data(body.validated_data), guest=guest)
+        guest = _guest(body.validated_data["guest"])
+        target = _target(guest, body.validated_data)
+        form = MigrationRequestForm(_form_data({**body.validated_data, "target": target}), guest=guest)
         if not form.is_valid():
             raise _form_errors(form)
         try:
@@ -193,6 +195,41 @@ class GuestTargetsViewSet(mixins.ListModelMixin, ApiViewSet):
             raise _form_errors(query)
         rows = facts.readiness(guest, query.cleaned_data["kind"] or Kind.LIVE, query.readiness_options())
         return Response(TargetSerializer(rows, many=True).data)
+
+
+def _guest(ref: str) -> Guest:
+    guests = Guest.objects.select_related("hypervisor")
+    if ref.isdigit():
+        return get_object_or_404(guests, pk=int(ref))
+    found = list(guests.filter(name=ref)[:2])
+    if len(found) != 1:
+        raise ValidationError(
+            {"guest": [f"no guest named {ref!r}" if not found else f"several guests are named {ref!r}: use the id"]}
+        )
+    return found[0]
+
+
+def _target(guest: Guest, body: dict):
+    """A hypervisor id or name as given, or for "auto" the best open target by the pre-flight."""
+    ref = body["target"]
+    if ref != "auto":
+        if ref.isdigit():
+            return int(ref)
+        found = Hypervisor.objects.filter(name=ref).values_list("pk", flat=True).first()
+        if found is None:
+            raise ValidationError({"target": [f"no hypervisor named {ref!r}"]})
+        return found
+    form = MigrationRequestForm(_form_data({**body, "target": 0}), guest=guest)
+    form.is_valid()  # only the options matter here; their own errors come from the real form below
+    options = {k: bool(form.cleaned_data.get(k)) for k in ("compressed", "shutdown_first", "start_on_target")}
+    rows = facts.readiness(guest, body["kind"], options)
+    picked = pick_target(
+        [Candidate(r["target"].pk, r["target"].name, r["verdict"], r["target"].memory_free_mib) for r in rows]
+    )
+    if picked is None:
+        blocked = [{**c, "target": r["target"].name} for r in rows for c in r["items"] if c["status"] == "fail"]
+        raise Conflict(f"no hypervisor can take {guest.name} now", checks=blocked)
+    return picked.target_id
 
 
 def _form_data(body: dict) -> dict:

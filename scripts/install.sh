@@ -51,6 +51,12 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   echo "$want" > "$stamp"
 fi
 
+# kvmctl, the console script of pyproject.toml, from this checkout (editable: no copy to go stale).
+if [[ ! -x .venv/bin/kvmctl ]]; then
+  echo "install: kvmctl"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2> >(grep -v "WARNING: Location" >&2)
+fi
+
 # The lab's guest image (Debian cloud kernel + busybox initramfs): built once and cached, so the
 # kernel download is paid here rather than inside the first `lab up`.
 .venv/bin/python manage.py lab build

@@ -187,3 +187,21 @@ def test_job_controls_refuse_in_the_wrong_state_with_the_reason(objects):
     assert client.post(url, {"mibps": 0}, content_type="application/json").json()["errors"]["mibps"]
     waiting = client.post(url, {"mibps": 50}, content_type="application/json")
     assert waiting.status_code == 409 and waiting.json()["detail"]
+
+
+def test_guest_by_name_and_target_auto_with_no_open_target_is_a_409_per_target(objects):
+    """'auto' takes the best open target by the pre-flight. Here the only other host is libvirt's same
+    shared test:///default machine, which already has a domain "test": blocked, and the problem
+    document names the host and the check (the open-target case runs on the lab with kvmctl)."""
+    Guest.objects.create(
+        uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", name="test", hypervisor_id=objects["hypervisor"], power="running"
+    )
+    client = _client("operator")
+    unknown = client.post(
+        reverse("api-migration-list"), {"guest": "nope", "target": "auto"}, content_type="application/json"
+    )
+    assert unknown.status_code == 400 and "guest" in unknown.json()["errors"]
+    body = {"guest": "test", "target": "auto", "kind": "live"}
+    response = client.post(reverse("api-migration-list"), body, content_type="application/json")
+    assert response.status_code == 409 and response.json()["detail"] == "no hypervisor can take test now"
+    assert {(c["target"], c["key"]) for c in response.json()["checks"]} >= {("api-b", "not_on_target")}

@@ -46,14 +46,14 @@ def test_lists_as_tables_and_as_json(kvmctl, cluster):
     code, out, _ = kvmctl("guests")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["id", "name", "hypervisor_name"]
     assert "test" in out and "cli-a" in out
-    code, out, _ = kvmctl("hypervisors", "--json")
+    code, out, _ = kvmctl("hosts", "--json")
     assert code == 0 and {h["name"] for h in json.loads(out)} == {"cli-a", "cli-b"}
     assert all(h["uri"] is None for h in json.loads(out))  # operators do not see URIs
 
 
 @pytest.mark.parametrize(
     "verb",
-    [["hypervisors"], ["storage"], ["guests"], ["guest", "test"], ["targets", "test"], ["migrations"]],
+    [["hosts"], ["storage"], ["guests"], ["guest", "test"], ["targets", "test"], ["migrations"]],
 )
 def test_every_read_verb_takes_json(kvmctl, cluster, verb):
     code, out, err = kvmctl(*verb, "--json")
@@ -62,10 +62,10 @@ def test_every_read_verb_takes_json(kvmctl, cluster, verb):
 
 
 def test_a_refused_move_exits_1_with_the_failing_checks(kvmctl, cluster):
-    code, out, err = kvmctl("migrate", "test", "cli-b", "--compress")
+    code, out, err = kvmctl("migrate", "test", "--to", "cli-b", "--compress")
     assert code == 1 and out == ""
     assert "409" in err and "pre-flight refused the move" in err
-    code, _, err = kvmctl("migrate", "test", "cli-b", "--compress", "--json")
+    code, _, err = kvmctl("migrate", "test", "--to", "cli-b", "--compress", "--json")
     assert code == 1 and json.loads(err)["checks"]
 
 
