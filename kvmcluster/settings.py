@@ -214,6 +214,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# /metrics (kvmcluster/metrics.py): a bearer token, or client addresses allowed without one.
+KVMCLUSTER_METRICS_TOKEN = os.environ.get("KVMCLUSTER_METRICS_TOKEN", "")
+KVMCLUSTER_METRICS_ALLOW = [
+    n.strip() for n in os.environ.get("KVMCLUSTER_METRICS_ALLOW", "127.0.0.0/8,::1/128").split(",") if n.strip()
+]
+
 LIBVIRT_TIMEOUT_SECONDS = float(os.environ.get("KVMCLUSTER_LIBVIRT_TIMEOUT", "5"))
 # Which libvirt URIs may be opened (hosts/drivers/uri.py). libvirt's test driver reads files named in
 # its URI, so it is for the test suite only; extra ports beyond libvirt's defaults (16509 tcp, 16514

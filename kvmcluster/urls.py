@@ -7,6 +7,7 @@ from django.contrib.staticfiles.views import serve as staticfiles_serve
 from django.urls import include, path, re_path
 from django.views.static import serve
 
+from kvmcluster.metrics import metrics_view
 from migrations_app.urls import guest_urlpatterns as migration_guest_urls
 
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     path("", include(migration_guest_urls)),
     path("", include("accounts.urls")),
     path("api/v1/", include("kvmcluster.api.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 # daphne serves no static files and runserver's static handler is not in play: in DEBUG Django's

@@ -50,6 +50,7 @@ GET_PARAMS: dict[str, list[str]] = {
     "audit-list":            [*AUDIT, *PAGING],
     "audit-export":          [*AUDIT, "format"],
     "audit-detail":          [],
+    "metrics":               [],
 }
 # fmt: on
 

@@ -81,6 +81,8 @@ RULES: dict[str, Rule] = {
     "audit-list":                 Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-export":               Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-detail":               Rule(Perm.VIEW_AUDIT, get=200, post=405, kwargs="audit"),
+    # Prometheus: no session; a loopback client (the test client's 127.0.0.8) or the bearer token
+    "metrics":                    Rule(None, get=200, post=405, anonymous_get=200, anonymous_post=405),
     # static files (DEBUG only; the test runner turns DEBUG off, so the view answers 404)
     "static":                     Rule(None, get=frozenset({200, 404}), post=frozenset({200, 404, 405}),
                                        anonymous_get=frozenset({200, 404}), anonymous_post=frozenset({200, 404, 405}),

@@ -23,5 +23,8 @@ def test_a_token_holder_live_migrates_a_lab_guest_through_the_api(mlab, lab):
     assert done.state == "succeeded", done.error
     assert lab.running_on("lab-g1") == ["hv-b"]  # libvirt's word, not ours
     assert api.get(f"/api/v1/migrations/{job['id']}/").json()["state"] == "succeeded"
+    metrics = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+    assert 'kvmcluster_migrations_total{kind="live",outcome="succeeded"} 1.0' in metrics
+    assert 'kvmcluster_migration_duration_seconds_count{kind="live"} 1.0' in metrics
     requested = AuditEvent.objects.get(action="migration.requested", migration_id=job["id"])
     assert requested.actor_username == mlab.operator.username and requested.source_ip == "127.0.0.5"
