@@ -7,6 +7,8 @@ A refused pre-flight is a 409 whose problem document lists the failing checks by
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,7 +21,7 @@ from accounts.audit import request_ip
 from accounts.roles import Perm
 from hosts.models import Guest, Hypervisor
 from kvmcluster.api.base import ApiViewSet
-from kvmcluster.api.problems import Conflict
+from kvmcluster.api.problems import Conflict, Unprocessable
 from migrations_app import selectors, services
 from migrations_app.choices import Kind, State
 from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
@@ -114,7 +116,10 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     def create(self, request):
         body = MigrationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        key = _idempotency_key(request)
         guest = _guest(body.validated_data["guest"])
+        if key and (earlier := _earlier(request.user, key, guest, body.validated_data)) is not None:
+            return earlier
         target = _target(guest, body.validated_data)
         form = MigrationRequestForm(_form_data({**body.validated_data, "target": target}), guest=guest)
         if not form.is_valid():
@@ -127,12 +132,16 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
                 options=form.options(),
                 actor=request.user,
                 source_ip=request_ip(request),
+                idempotency_key=key,
             )
         except DjangoPermissionDenied as err:
             raise PermissionDenied(str(err)) from err
         except services.PreflightFailed as err:
             raise Conflict(str(err), checks=[i for i in err.items if i["status"] == "fail"]) from err
         except services.MigrationError as err:
+            # the same key sent twice at once: the database let one through, and this is its retry
+            if key and (earlier := _earlier(request.user, key, guest, body.validated_data)) is not None:
+                return earlier
             raise Conflict(str(err)) from err
         return Response(MigrationDetailSerializer(selectors.jobs().get(pk=job.pk)).data, status=201)
 
@@ -195,6 +204,32 @@ class GuestTargetsViewSet(mixins.ListModelMixin, ApiViewSet):
             raise _form_errors(query)
         rows = facts.readiness(guest, query.cleaned_data["kind"] or Kind.LIVE, query.readiness_options())
         return Response(TargetSerializer(rows, many=True).data)
+
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _idempotency_key(request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if key and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationError({"Idempotency-Key": ["1-64 characters: letters, digits, . _ : -"]})
+    return key
+
+
+def _earlier(user, key: str, guest: Guest, body: dict) -> Response | None:
+    """The job this user already requested with `key`: the same answer again (200), or a 422 when the key
+    was used for a different request."""
+    job = selectors.jobs().filter(requested_by=user, idempotency_key=key).first()
+    if job is None:
+        return None
+    same = (
+        job.guest_id == guest.pk
+        and job.kind == body["kind"]
+        and body["target"] in ("auto", str(job.target_id), job.target.name)
+    )
+    if not same:
+        raise Unprocessable(f"Idempotency-Key {key!r} was used for migration #{job.pk}, a different request")
+    return Response(MigrationDetailSerializer(job).data, status=200, headers={"Idempotent-Replayed": "true"})
 
 
 def _guest(ref: str) -> Guest:

@@ -65,6 +65,8 @@ class MigrationJob(models.Model):
     remaining_grew = models.BooleanField(default=False)
     bandwidth_mibps = models.PositiveIntegerField(default=0, help_text="Current cap, 0 = unlimited.")
     postcopy_started = models.BooleanField(default=False)
+    # An API client's Idempotency-Key: a retried request returns this job instead of making another.
+    idempotency_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -75,6 +77,11 @@ class MigrationJob(models.Model):
                 name="one_active_migration_per_guest",
             ),
             models.CheckConstraint(condition=~Q(source=models.F("target")), name="migration_source_is_not_target"),
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="one_migration_per_idempotency_key",
+            ),
         ]
         indexes = [models.Index(fields=["state", "requested_at"])]
 

@@ -198,7 +198,14 @@ def admit_queued() -> list[int]:
 
 
 def migration_request(
-    *, guest: Guest, target: Hypervisor, kind: str, options: dict | None, actor, source_ip: str = ""
+    *,
+    guest: Guest,
+    target: Hypervisor,
+    kind: str,
+    options: dict | None,
+    actor,
+    source_ip: str = "",
+    idempotency_key: str = "",
 ) -> MigrationJob:
     """Request a guest migration: pre-flight, then one transaction creating the job and its audit row.
 
@@ -242,6 +249,7 @@ def migration_request(
                     requested_by=actor,
                     requested_from_ip=source_ip,
                     bandwidth_mibps=opts["bandwidth_mibps"],
+                    idempotency_key=idempotency_key,
                 )
             Guest.objects.filter(pk=guest.pk).update(migrating=True)
             record_event(

@@ -19,6 +19,11 @@ class Conflict(APIException):
         self.checks = checks or []
 
 
+class Unprocessable(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request is well-formed but cannot be processed."
+
+
 def problem_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:

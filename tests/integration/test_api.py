@@ -205,3 +205,41 @@ def test_guest_by_name_and_target_auto_with_no_open_target_is_a_409_per_target(o
     response = client.post(reverse("api-migration-list"), body, content_type="application/json")
     assert response.status_code == 409 and response.json()["detail"] == "no hypervisor can take test now"
     assert {(c["target"], c["key"]) for c in response.json()["checks"]} >= {("api-b", "not_on_target")}
+
+
+@pytest.fixture
+def movable(tmp_path):
+    """Two independent test-driver hosts on shared storage: web01 (shut off) on mv-a can go to mv-b offline
+    (libvirt's test driver reports no free memory, so a live move would be refused: that is its answer)."""
+    from hosts.services import inventory
+    from tests.libvirt_nodes import NodeDomain, write_node
+
+    nfs = StorageServer.objects.create(
+        name="mv-nfs", address="127.0.0.1", export_path="/srv", mount_path="/var/lib/libvirt/images"
+    )
+    a = write_node(tmp_path / "a.xml", [NodeDomain("web01", running=False, disk_path="/var/lib/libvirt/images/web01.qcow2")])
+    b = write_node(tmp_path / "b.xml", [])
+    hosts = [Hypervisor.objects.create(name=n, uri=u) for n, u in (("mv-a", a), ("mv-b", b))]
+    for hv in hosts:
+        hv.storage_servers.set([nfs])
+    inventory.refresh_all()
+    return Guest.objects.get(name="web01")
+
+
+def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(movable):
+    client = _client("operator")
+    body = {"guest": "web01", "target": "mv-b", "kind": "offline"}
+    post = lambda data, key: client.post(  # noqa: E731
+        reverse("api-migration-list"), data, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    first = post(body, "retry-1")
+    assert first.status_code == 201, first.content
+    again = post(body, "retry-1")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again["Idempotent-Replayed"] == "true"
+    other = post({**body, "kind": "live"}, "retry-1")
+    assert other.status_code == 422 and f"#{first.json()['id']}" in other.json()["detail"]
+    assert post(body, "bad key with spaces").status_code == 400
+    assert MigrationJob.objects.filter(guest=movable).count() == 1
+    # without a key the same request is refused: the guest already has an active move
+    assert client.post(reverse("api-migration-list"), body, content_type="application/json").status_code == 409
