@@ -33,6 +33,9 @@ ACTIVE = "migration.active"  # consumer handler: migration_active
 # 16 % at once. 4/s, as often as libvirt is polled.
 OUTSIDE_EVERY_S = 0.25
 _last_outside_push: dict[int, float] = {}
+# A state push (another thread) re-renders the banner from the database: it sends the guest's figure
+# with it, and the lock keeps each pair of sends together, so the last figure both places got is one.
+_outside_lock = threading.Lock()
 
 
 def job_group(job_id: int) -> str:
@@ -68,9 +71,9 @@ def push_progress(job, sampled_at_ms: int) -> None:
     now = time.monotonic()
     if now - _last_outside_push.get(job.pk, 0.0) >= OUTSIDE_EVERY_S:  # after the job page: it is what is benchmarked
         _last_outside_push[job.pk] = now
-        # one moment, one job, one function: the banner renders move_percent(job) too
-        _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
-        _push_guest_move(job, move_percent(job))
+        with _outside_lock:  # one moment, one job, one function: the banner renders move_percent(job) too
+            _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
+            _push_guest_move(job, move_percent(job))
 
 
 # State pushes leave the caller at once: one thread per process renders and sends them, in order
@@ -125,7 +128,11 @@ def _render_and_send_job(job_id: int, topology: bool = True) -> None:
     panel = render_to_string(
         "migrations_app/components/active_panel.html#panel", {"active_migrations": active_jobs(), "oob": True}
     )
-    _send(ACTIVE_GROUP, {"type": ACTIVE, "html": panel})
+    with _outside_lock:
+        _send(ACTIVE_GROUP, {"type": ACTIVE, "html": panel})
+        percent = move_percent(job)
+        if percent is not None:  # e.g. cancelling mid-move: the row shows the banner's (stored) figure too
+            _push_guest_move(job, percent)
     if topology:
         _notify_topology(job)
 
