@@ -4,9 +4,10 @@ and the guest's topology row show one figure.
 One throwaway guest (lab-gdirty) rewrites an 8 MiB buffer every second. Moved at 16 MiB/s it converges
 in a few passes; moved back at 4 MiB/s every pass has to resend the whole buffer, so remaining memory
 stops shrinking while the dirty rate matches the throughput: it never converges, and is cancelled.
-(docs/lab.md: a slow move of a guest writing to its disk can corrupt it under TCG. Seen here too: with
-its NFS disk the guest hung right after the 16 MiB/s move, stopped dirtying, and the "stalled" move then
-converged. So this guest has no disk, and it is thrown away afterwards.)
+(docs/lab.md: under TCG the moved copy of a busy guest can hang or panic right after a slow move. Seen
+here: with its NFS disk the guest hung after the 16 MiB/s move, stopped dirtying, and the "stalled" move
+then converged; without a disk it panicked once in three runs. So this guest has no disk, is booted
+afresh between the moves, and is thrown away afterwards. The cancelled move leaves the source's copy alone.)
 """
 
 import re
@@ -66,11 +67,9 @@ def test_a_converging_move_never_warns_and_a_stalled_one_does_until_cancelled(ml
     client.force_login(mlab.viewer)
     with extra_guest(mlab, "lab-gdirty", "hv-a", fill=4, dirty=8, start=True, disk=False):
         # 1. converging: 8 MiB dirtied per second against 16 MiB/s sent: a second pass, then the switch-over
-        mark = lab.console_offset("lab-gdirty")
         job = mlab.request("lab-gdirty", "hv-b", bandwidth_mibps=16)
         job = mlab.wait_done(job.pk)
         assert job.state == "succeeded", job.error
-        lab.assert_kept_running("lab-gdirty", since_offset=mark, beats=2)  # still dirtying: the next move stalls
         samples = [h for h in pushed if "migration-sample" in h and 'data-state="running"' in h]
         assert len(samples) >= 4 and any('data-iteration="2"' in h for h in samples), "no second memory pass seen"
         assert not [h for h in pushed if WARNING in h or OLD_WARNING in h]
@@ -79,6 +78,15 @@ def test_a_converging_move_never_warns_and_a_stalled_one_does_until_cancelled(ml
         assert "Done: the guest is on hv-b" in done
         banner, topology = figures(pushed, "hv-b")
         assert banner and banner == topology  # pushed together, the same figure every time
+
+        # Under TCG the moved copy of a guest that dirties memory can panic a second after the move
+        # (docs/lab.md; QEMU's, not ours): boot it afresh, so the next move has a guest that keeps dirtying.
+        uuid = str(job.guest_uuid)
+        mark = lab.console_offset("lab-gdirty")
+        driver.destroy(lab.uri("hv-b"), uuid)
+        driver.start(lab.uri("hv-b"), uuid)
+        lab.wait_heartbeat("lab-gdirty", timeout=60, after_offset=mark)
+        mlab.refresh()
 
         # 2. not converging: the whole 8 MiB buffer is dirty again at each 4 MiB/s pass
         pushed.clear()
@@ -98,7 +106,8 @@ def test_a_converging_move_never_warns_and_a_stalled_one_does_until_cancelled(ml
         ended = card(client, job)
         assert "Cancelled: the guest stayed on hv-b" in ended and "ETA" not in ended
         assert "It was not converging when it stopped" in ended and "Raise the bandwidth" not in ended
-        uuid = str(job.guest_uuid)  # libvirt's word: still running on hv-b only
+        # libvirt's word: still running on hv-b only, and it kept running (a cancelled move leaves the
+        # source's copy alone)
         assert driver.find_domain(lab.uri("hv-b"), uuid).state == "running"
         assert driver.find_domain(lab.uri("hv-a"), uuid) is None
         lab.assert_kept_running("lab-gdirty", since_offset=mark, beats=2)
