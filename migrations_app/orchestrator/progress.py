@@ -16,6 +16,7 @@ from django.utils import timezone
 from hosts.drivers.types import JobStats
 from migrations_app import events
 from migrations_app.choices import Phase
+from migrations_app.convergence import Convergence, Sample
 from migrations_app.models import MigrationJob, MigrationSample
 from migrations_app.services import record_event
 
@@ -42,7 +43,7 @@ class ProgressReporter:
         self.samples = 0
         self.pushed = 0
         self._last_db = 0.0
-        self._min_remaining: int | None = None
+        self.convergence = Convergence()
 
     # --- called on libvirt's event thread: no DB, no blocking
     def on_libvirt_event(self, kind: str, data: dict) -> None:
@@ -66,6 +67,7 @@ class ProgressReporter:
                 msg = f"libvirt: {data.get('event')}"
                 if data.get("event") == "suspended":
                     self.job.phase = Phase.SWITCHOVER
+                    self.job.remaining_grew = False  # paused for the switch-over: it converged
             record_event(self.job.pk, "libvirt", msg, {k: v for k, v in data.items() if isinstance(v, int | str)})
             changed = True
 
@@ -73,23 +75,35 @@ class ProgressReporter:
         job = self.job
         sampled_at_ms = sampled_at_ms or int(time.time() * 1000)
         remaining = stats.data_remaining
-        # "remaining grows": a pass dirtied more than it sent -> the move may not converge
-        job.remaining_grew = (
-            self._min_remaining is not None and stats.iteration >= 2 and remaining > self._min_remaining * 1.05
-        )
-        self._min_remaining = remaining if self._min_remaining is None else min(self._min_remaining, remaining)
         job.data_total, job.data_processed, job.data_remaining = stats.data_total, stats.data_processed, remaining
         job.throughput_bps, job.dirty_rate_bps, job.iteration = stats.memory_bps, stats.dirty_rate_bps, stats.iteration
         job.phase = phase_for(stats, job.phase)
+        was_stalled = job.remaining_grew
+        stalled = self.convergence.add(Sample(stats.iteration, remaining, stats.memory_bps, stats.dirty_rate_bps))
+        # the field keeps its old name; it now means "stalled" (migrations_app.convergence), and only a
+        # pre-copy can be: once the guest is paused for the switch-over or post-copy runs, it is converging
+        job.remaining_grew = stalled and job.phase == Phase.PRECOPY
         job.progress_at = timezone.now()
         job.elapsed_ms = stats.elapsed_ms
         self.samples += 1
         events.push_progress(job, sampled_at_ms)
         self.pushed += 1
         now = time.monotonic()
-        if now - self._last_db >= DB_EVERY_S:
-            self._last_db = now
+        if job.remaining_grew != was_stalled:
+            self._note_convergence(stats)
+        if now - self._last_db >= DB_EVERY_S or job.remaining_grew != was_stalled:
+            self._last_db = now  # a change of verdict is stored at once: the poll fallback must agree
             self.persist(stats)
+
+    def _note_convergence(self, stats: JobStats) -> None:
+        """A line in the timeline each time the verdict changes, with the figures it rests on."""
+        starts = ", ".join(f"{b / 1048576:.1f}" for b in self.convergence.pass_starts[-3:])
+        figures = f"dirty rate {stats.dirty_rate_bps / 1048576:.1f} MiB/s, sent {stats.memory_bps / 1048576:.1f} MiB/s"
+        if self.job.remaining_grew:
+            msg = f"not converging: the last passes began with {starts} MiB left; {figures}"
+        else:
+            msg = f"converging again (pass {stats.iteration}); {figures}"
+        record_event(self.job.pk, "progress", msg, {"stalled": self.job.remaining_grew, "iteration": stats.iteration})
 
     def persist(self, stats: JobStats | None = None) -> None:
         job = self.job

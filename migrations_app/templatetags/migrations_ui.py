@@ -1,5 +1,7 @@
 from django import template
 
+from migrations_app import display
+
 register = template.Library()
 
 
@@ -35,3 +37,10 @@ def mib(value) -> str:
 @register.filter
 def check_icon(status: str) -> str:
     return {"pass": "✔", "warn": "⚠", "fail": "✖"}.get(status, "?")
+
+
+# The progress card's and the banner's wording, decided in migrations_app.display (pure, unit-tested).
+register.filter("move_percent", display.move_percent)
+register.filter("phase_line", display.phase_line)
+register.filter("eta_text", display.eta_text)
+register.filter("stall_note", display.stall_note)

@@ -4,6 +4,7 @@ test_migration_worker_crash.py runs it in a real separate process)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -133,14 +134,31 @@ def worker_command(job_id: int) -> list[str]:
 
 
 @contextmanager
-def extra_guest(mlab: MigrationLab, name: str, host: str, *, cpu: str = "", kernel_args: str = "", start: bool = False):
+def extra_guest(
+    mlab: MigrationLab,
+    name: str,
+    host: str,
+    *,
+    cpu: str = "",
+    kernel_args: str = "",
+    start: bool = False,
+    fill: int = 16,
+    dirty: int = 0,
+    disk: bool = True,
+):
     """A throwaway lab guest on `host`, for behaviour the lab's own guests must not have: a CPU model
-    (`cpu`, a <cpu> element) or kernel arguments (`kernel_args`, e.g. acpi=off). Gone afterwards."""
+    (`cpu`, a <cpu> element), kernel arguments (`kernel_args`, e.g. acpi=off) or a workload (`fill` MiB
+    written once, `dirty` MiB rewritten every second). `disk=False` leaves out its NFS disk: under TCG a
+    slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one was fine.
+    Gone afterwards."""
     from hosts.lab import config, guests
 
-    p, spec = config.paths(), config.GuestSpec(name=name, host=host, start=start, mac_suffix=9)
+    spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=9, fill=fill, dirty=dirty)
+    p = config.paths()
     xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
     xml = xml.replace(guests.KERNEL_ARGS, f"{guests.KERNEL_ARGS} {kernel_args}".strip())
+    if not disk:
+        xml = re.sub(r"<disk\b.*?</disk>", "", xml, flags=re.S)
     guests.ensure_disk(p, name)
     try:
         uri = mlab.lab.uri(host)

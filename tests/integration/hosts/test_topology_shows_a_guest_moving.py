@@ -23,8 +23,7 @@ GIB = 1024**3
 @pytest.fixture(autouse=True)
 def _fresh_throttle(monkeypatch):
     """The throttle is per process: a job id from an earlier test must not hold this test's first push."""
-    monkeypatch.setattr(migration_events, "_last_topology_push", {})
-    monkeypatch.setattr(migration_events, "_last_panel_push", {})
+    monkeypatch.setattr(migration_events, "_last_outside_push", {})
 
 
 def start_moving(cluster, **progress) -> MigrationJob:
@@ -112,9 +111,36 @@ class TestPushes:
         assert html.count('value="42" aria-label="Guest migration of web01"') == 2
         assert await socket.receive_nothing(timeout=0.5)  # the second sample was held back
 
-        await asyncio.sleep(migration_events.TOPOLOGY_EVERY_S)
+        await asyncio.sleep(migration_events.OUTSIDE_EVERY_S)
         await push(job, 3)
         assert "moving → hv-b 70 %" in await socket.receive_from(timeout=10)  # the window passed
+
+    async def test_the_banner_and_the_guests_row_show_the_same_figure_at_every_push(self, socket, make_user, cluster):
+        """Both are pushed on one clock from one figure: sample by sample, whatever reaches the topology
+        reaches the banner in the same push (they showed 13 % and 16 % when the banner had its own clock)."""
+        import re
+
+        from migrations_app.consumers import ActiveMigrationsConsumer
+
+        user = await sync_to_async(make_user)("viewer", username="vic")
+        banner = WebsocketCommunicator(ActiveMigrationsConsumer.as_asgi(), "/ws/migrations/active/")
+        banner.scope["user"] = user
+        assert (await banner.connect())[0]
+        job = await sync_to_async(start_moving)(cluster)
+        push = sync_to_async(migration_events.push_progress)
+        seen = []
+        for k, left in enumerate((0.87, 0.84, 0.62, 0.31)):
+            job.data_remaining = round(job.data_total * left)
+            await push(job, k)
+            row = await socket.receive_from(timeout=10)
+            line = await banner.receive_from(timeout=10)
+            row_figures = set(re.findall(r"moving → hv-b (\d+) %", row))
+            banner_figure = re.findall(r'aria-label="Progress of guest migration #\d+">(\d+)%</progress> (\d+)%', line)
+            assert len(row_figures) == 1 and banner_figure == [(row_figures.pop(),) * 2], (row, line)
+            seen.append(banner_figure[0][0])
+            await asyncio.sleep(migration_events.OUTSIDE_EVERY_S)
+        assert seen == ["13", "16", "38", "69"]
+        await banner.disconnect()
 
     async def test_an_offline_move_shows_where_without_a_figure(self, socket, cluster):
         job = await sync_to_async(start_moving)(cluster, kind=Kind.OFFLINE, data_total=0, data_remaining=0)
@@ -127,7 +153,7 @@ class TestPushes:
         web = cluster["web"].pk
 
         def finish():
-            migration_events._last_topology_push[job.pk] = migration_events._last_panel_push[job.pk] = 1.0
+            migration_events._last_outside_push[job.pk] = 1.0
             MigrationJob.objects.filter(pk=job.pk).update(state=State.SUCCEEDED, phase=Phase.DONE)
             Guest.objects.filter(pk=web).update(migrating=False, hypervisor=cluster["hv_b"])
             migration_events.push_job(job.pk)
@@ -137,8 +163,7 @@ class TestPushes:
         assert f'<tr id="guest-{web}-row" hx-swap-oob="true">' in html
         assert f'id="guest-{web}-chip"' in html  # now in hv-b's card
         assert f"guest-{web}-move" not in html and "moving" not in html
-        assert job.pk not in migration_events._last_topology_push  # a finished job's throttle clock is dropped
-        assert job.pk not in migration_events._last_panel_push
+        assert job.pk not in migration_events._last_outside_push  # a finished job's throttle clock is dropped
 
     async def test_a_state_change_that_leaves_the_guest_as_it_was_does_not_re_render_the_topology(
         self, socket, cluster
