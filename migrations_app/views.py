@@ -168,11 +168,14 @@ def migration_create(request, pk: int):
 
 
 # The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
-READINESS_OPTIONS = ("compressed", "shutdown_first", "start_on_target")
+READINESS_OPTIONS = ("compressed", "tls", "shutdown_first", "start_on_target")
 
 
 def _readiness(guest: Guest, kind: str, data) -> list[dict]:
-    return facts.readiness(guest, kind, {key: data.get(key) == "on" for key in READINESS_OPTIONS})
+    options = {key: data.get(key) == "on" for key in READINESS_OPTIONS}
+    if "kind" not in data:  # the page's first render: the form's defaults, not an unticked box
+        options["tls"] = guest.hypervisor.migration_tls
+    return facts.readiness(guest, kind, options)
 
 
 def _only_candidate(targets: list[dict]) -> str:
