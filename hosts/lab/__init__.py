@@ -25,6 +25,7 @@ from .procs import LabError
 from .security import client_env as _client_env
 from .service import UpResult, build_image, down, is_up, preflight, reset, status, stop_host, up
 
+
 def client_env(p: Paths | None = None) -> dict[str, str]:
     """Environment a process needs to log in to the lab's libvirtd (LIBVIRT_AUTH_FILE)."""
     return _client_env(p or paths())
