@@ -114,6 +114,8 @@ def option_rows(kind: str, options: dict) -> list[tuple[str, str]]:
     rows = []
     for name in names:
         value = options.get(name)
+        if value is None and isinstance(fields[name], forms.BooleanField):
+            value = False  # a job from before the option existed (e.g. "tls") did not use it
         if isinstance(value, bool):
             text = "yes" if value else "no"
         elif name in _ZERO_MEANS and not value:

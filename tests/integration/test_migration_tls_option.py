@@ -55,3 +55,5 @@ def test_tls_sets_libvirts_tls_flag_for_live_moves_only():
 def test_the_job_page_words_the_option_as_the_form_does():
     rows = dict(option_rows("live", {**services.OPTION_DEFAULTS, "tls": True}))
     assert rows["Encrypted (TLS)"] == "yes"
+    older = {k: v for k, v in services.OPTION_DEFAULTS.items() if k != "tls"}  # a job from before the option
+    assert dict(option_rows("live", older))["Encrypted (TLS)"] == "no"
