@@ -50,7 +50,7 @@ class HypervisorForm(forms.ModelForm):
 
     class Meta:
         model = Hypervisor
-        fields = ["name", "uri", "migration_address", "storage_servers"]
+        fields = ["name", "uri", "migration_address", "migration_tls", "storage_servers"]
         labels = {"uri": "libvirt URI", "storage_servers": "Storage servers mounted"}
         widgets = {
             "name": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),

@@ -84,6 +84,12 @@ class Hypervisor(models.Model):
     memory_total_mib = models.PositiveBigIntegerField(default=0)
     memory_free_mib = models.PositiveBigIntegerField(default=0)
     bridges = models.JSONField(default=list, blank=True)
+    migration_tls = models.BooleanField(
+        "Encrypted migration set up",
+        default=False,
+        help_text="QEMU on this host has a CA and host certificates for TLS migration (qemu.conf "
+        "migrate_tls_x509_cert_dir, migrate_tls_x509_verify = 1). libvirt does not report this, so an admin says so.",
+    )
     storage_servers = models.ManyToManyField(StorageServer, blank=True, related_name="hypervisors")
     created_at = models.DateTimeField(auto_now_add=True)
 

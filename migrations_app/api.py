@@ -129,7 +129,7 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
                 guest=guest,
                 target=form.cleaned_data["target"],
                 kind=form.cleaned_data["kind"],
-                options=form.options(),
+                options=_sent_options(form, body.validated_data["options"]),
                 actor=request.user,
                 source_ip=request_ip(request),
                 idempotency_key=key,
@@ -178,6 +178,7 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
 class TargetQuery(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.LIVE)
     compressed = serializers.BooleanField(required=False)
+    tls = serializers.BooleanField(required=False)
     shutdown_first = serializers.BooleanField(required=False)
     start_on_target = serializers.BooleanField(required=False)
 
@@ -202,7 +203,11 @@ class GuestTargetsViewSet(mixins.ListModelMixin, ApiViewSet):
         query = TargetsQueryForm(request.query_params)  # the Migrate form's own readiness query
         if not query.is_valid():
             raise _form_errors(query)
-        rows = facts.readiness(guest, query.cleaned_data["kind"] or Kind.LIVE, query.readiness_options())
+        rows = facts.readiness(
+            guest,
+            query.cleaned_data["kind"] or Kind.LIVE,
+            query.readiness_options(default_tls=guest.hypervisor.migration_tls),
+        )
         return Response(TargetSerializer(rows, many=True).data)
 
 
@@ -256,7 +261,7 @@ def _target(guest: Guest, body: dict):
         return found
     form = MigrationRequestForm(_form_data({**body, "target": 0}), guest=guest)
     form.is_valid()  # only the options matter here; their own errors come from the real form below
-    options = {k: bool(form.cleaned_data.get(k)) for k in ("compressed", "shutdown_first", "start_on_target")}
+    options = {k: bool(form.cleaned_data.get(k)) for k in ("compressed", "tls", "shutdown_first", "start_on_target")}
     rows = facts.readiness(guest, body["kind"], options)
     picked = pick_target(
         [Candidate(r["target"].pk, r["target"].name, r["verdict"], r["target"].memory_free_mib) for r in rows]
@@ -265,6 +270,15 @@ def _target(guest: Guest, body: dict):
         blocked = [{**c, "target": r["target"].name} for r in rows for c in r["items"] if c["status"] == "fail"]
         raise Conflict(f"no hypervisor can take {guest.name} now", checks=blocked)
     return picked.target_id
+
+
+def _sent_options(form: MigrationRequestForm, sent: dict) -> dict:
+    """The form's options, less TLS when the client did not choose: the service then encrypts exactly
+    when both hosts are set up for it (a browser's unticked box means "off"; an absent JSON key does not)."""
+    options = form.options()
+    if "tls" not in sent:
+        options.pop("tls", None)
+    return options
 
 
 def _form_data(body: dict) -> dict:

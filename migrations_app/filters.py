@@ -10,7 +10,7 @@ from django import forms
 
 from migrations_app.choices import Kind, State
 
-READINESS_OPTIONS = ("compressed", "shutdown_first", "start_on_target")
+READINESS_OPTIONS = ("compressed", "tls", "shutdown_first", "start_on_target")
 
 
 class QueryForm(forms.Form):
@@ -37,9 +37,15 @@ class TargetsQueryForm(QueryForm):
     kind = forms.ChoiceField(required=False, choices=Kind.choices)
     target = forms.IntegerField(required=False, min_value=1)
     compressed = forms.BooleanField(required=False)
+    tls = forms.BooleanField(required=False)
     shutdown_first = forms.BooleanField(required=False)
     start_on_target = forms.BooleanField(required=False)
 
-    def readiness_options(self) -> dict:
+    def readiness_options(self, default_tls: bool = False) -> dict:
+        """The ticked options; on the page's first render (no mode sent yet) TLS is the form's default
+        (on where the source host is set up for it), not an unticked box."""
         data = self.cleaned_data if self.is_valid() else {}
-        return {key: bool(data.get(key)) for key in READINESS_OPTIONS}
+        options = {key: bool(data.get(key)) for key in READINESS_OPTIONS}
+        if "kind" not in self.data:
+            options["tls"] = default_tls
+        return options

@@ -14,6 +14,7 @@ LIVE_OPTIONS = (
     "auto_converge",
     "allow_postcopy",
     "compressed",
+    "tls",
     "completion_timeout_s",
     "timeout_action",
     "persist_dest",
@@ -50,6 +51,11 @@ class MigrationRequestForm(forms.Form):
         help_text="Risky: if the move fails after the switch the guest can be lost.",
     )
     compressed = forms.BooleanField(required=False, label="Compress memory pages")
+    tls = forms.BooleanField(
+        required=False,
+        label="Encrypted (TLS)",
+        help_text="Guest memory crosses the link encrypted, between QEMUs that check each other's certificate.",
+    )
     completion_timeout_s = forms.IntegerField(
         min_value=0, max_value=86_400, required=False, initial=0, label="Completion timeout (s)", help_text="0 = none"
     )
@@ -70,6 +76,8 @@ class MigrationRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.guest = guest
         self.fields["target"].queryset = Hypervisor.objects.exclude(pk=guest.hypervisor_id)
+        # On by default where the source is set up for it; a target that is not says so in its checks.
+        self.fields["tls"].initial = guest.hypervisor.migration_tls
 
     def clean(self):
         data = super().clean()
@@ -106,6 +114,8 @@ def option_rows(kind: str, options: dict) -> list[tuple[str, str]]:
     rows = []
     for name in names:
         value = options.get(name)
+        if value is None and isinstance(fields[name], forms.BooleanField):
+            value = False  # a job from before the option existed (e.g. "tls") did not use it
         if isinstance(value, bool):
             text = "yes" if value else "no"
         elif name in _ZERO_MEANS and not value:

@@ -56,6 +56,7 @@ OPTION_DEFAULTS: dict = {
     "auto_converge": False,
     "allow_postcopy": False,
     "compressed": False,
+    "tls": False,
     "completion_timeout_s": 0,
     "timeout_action": TimeoutAction.ABORT.value,
     "persist_dest": True,
@@ -218,6 +219,9 @@ def migration_request(
     source = guest.hypervisor
     if target.pk == source.pk:
         raise MigrationError(f"{guest.name} already runs on {target.name}: pick another target")
+    if "tls" not in (options or {}):
+        # Not chosen (API, plans): encrypted wherever both hosts are set up for it.
+        opts["tls"] = kind == Kind.LIVE and source.migration_tls and target.migration_tls
     items = facts.checklist(guest, target, kind, opts)
     audit = dict(
         actor=actor,

@@ -147,7 +147,7 @@ def migration_create(request, pk: int):
     query = TargetsQueryForm(request.POST if request.method == "POST" else request.GET)
     clean = query.cleaned_data if query.is_valid() else {}
     kind = clean.get("kind") or "live"
-    targets = facts.readiness(guest, kind, query.readiness_options())
+    targets = facts.readiness(guest, kind, query.readiness_options(default_tls=guest.hypervisor.migration_tls))
     ctx = {
         "guest": guest,
         "form": form,
@@ -180,7 +180,7 @@ def migration_targets(request, pk: int):
     kind = query.cleaned_data["kind"] or "live"
     form = MigrationRequestForm(guest=guest)
     # The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
-    targets = facts.readiness(guest, kind, query.readiness_options())
+    targets = facts.readiness(guest, kind, query.readiness_options(default_tls=guest.hypervisor.migration_tls))
     return render(
         request,
         "migrations_app/migration_form.html#targets",

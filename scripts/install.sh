@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
   tini  # reaps the lab's QEMU processes at once (this machine's init reaps orphans 1.1-1.5 s late)
+  sasl2-bin  # saslpasswd2: the lab's libvirtd take SASL logins only (DIGEST-MD5 from libsasl2-modules)
+  libsasl2-modules
   # building libvirt-python
   libvirt-dev pkg-config gcc python3-dev
   # end-to-end tests drive Debian's Chromium (no browser downloads)

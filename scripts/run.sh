@@ -40,6 +40,8 @@ $PY manage.py migrate --noinput -v0
 [[ -n ${REDIS_URL:-} ]] || $PY manage.py migrate --database channels --noinput -v0
 $PY manage.py lab status --exit-code || lab_ours=1
 $PY manage.py lab up
+# The lab's libvirtd want a SASL login: web and worker find the password through this file (root only).
+export "$($PY manage.py lab env)"
 accounts=""
 if $PY manage.py help demo_accounts >/dev/null 2>&1; then
   accounts=$($PY manage.py demo_accounts)

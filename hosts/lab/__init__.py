@@ -3,6 +3,7 @@
 Public API (what commands, tests and benchmarks use):
     up(wait=True) -> UpResult        down() -> list[str]        reset() -> UpResult      status() -> dict
     is_up() -> bool                  paths() -> Paths            build_image() (kernel + initramfs only, no root)
+    client_env() -> {"LIBVIRT_AUTH_FILE": <lab>/auth.conf}   (the lab's libvirtd want a SASL login)
     HOSTS, GUESTS, host(name), guest(name)
     stop_host(name)                  (that host's libvirtd only, its guests keep running; up() restarts it)
     set_workload(name, fill, dirty)  heartbeat(name)  wait_heartbeat(name, above, timeout)
@@ -21,7 +22,14 @@ from .guests import (
     wait_heartbeat,
 )
 from .procs import LabError
+from .security import client_env as _client_env
 from .service import UpResult, build_image, down, is_up, preflight, reset, status, stop_host, up
+
+
+def client_env(p: Paths | None = None) -> dict[str, str]:
+    """Environment a process needs to log in to the lab's libvirtd (LIBVIRT_AUTH_FILE)."""
+    return _client_env(p or paths())
+
 
 __all__ = [
     "GUESTS",
@@ -32,6 +40,7 @@ __all__ = [
     "Paths",
     "UpResult",
     "build_image",
+    "client_env",
     "current_host",
     "disk_heartbeat",
     "down",

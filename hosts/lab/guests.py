@@ -10,15 +10,18 @@ module importing libvirt.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from xml.sax.saxutils import escape
 
-from .config import DISK_SIZE_MIB, GUEST_MEMORY_MIB, GUESTS, HOSTS, NFS_ADDRESS, GuestSpec, Paths
+from . import security
+from .config import DISK_SIZE_MIB, GUEST_MEMORY_MIB, GUESTS, HOSTS, NFS_ADDRESS, GuestSpec, Paths, paths
 from .config import guest as guest_spec
 from .config import host as host_spec
 from .image import INIT
+from .nfs import DISK_GROUP, DISK_USER, own_for_qemu
 from .procs import LabError, run
 
 DOMAIN_XML = """\
@@ -45,7 +48,7 @@ DOMAIN_XML = """\
       <driver name='qemu' type='qcow2' cache='{cache}'/>
       <source protocol='nfs' name='{disk}'>
         <host name='{nfs}'/>
-        <identity user='root' group='root'/>
+        <identity user='{disk_user}' group='{disk_group}'/>
       </source>
       <target dev='vda' bus='virtio'/>
     </disk>
@@ -100,6 +103,8 @@ def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | 
         cache=spec.cache,
         disk=p.disk(spec.name),
         nfs=NFS_ADDRESS,
+        disk_user=DISK_USER,
+        disk_group=DISK_GROUP,
         nics=nics,
         console=p.console_log(spec.name),
         version=DEFINITION_VERSION,
@@ -110,7 +115,8 @@ def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | 
 
 
 def virsh(uri: str, *args: str, check: bool = True, timeout: float = 60) -> str:
-    return run(["virsh", "-q", "-c", uri, *args], check=check, timeout=timeout).stdout
+    env = {**os.environ, **security.client_env(paths())}  # the lab's libvirtd want its SASL login
+    return run(["virsh", "-q", "-c", uri, *args], check=check, timeout=timeout, env=env).stdout
 
 
 def domains(uri: str) -> dict[str, str]:
@@ -161,6 +167,8 @@ def ensure_disk(p: Paths, name: str) -> None:
     if not disk.exists():
         p.export.mkdir(parents=True, exist_ok=True)
         run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), f"{DISK_SIZE_MIB}M"])
+    # The export squashes root: the image belongs to the user QEMU speaks as (also for older labs' images).
+    own_for_qemu(disk, 0o600)
 
 
 def ensure_all(p: Paths) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import guests, service
+from . import guests, security, service
 from .config import GUESTS, HOSTS, NFS_ADDRESS, HostSpec, Paths, paths
 from .procs import LabError
 
@@ -17,6 +17,10 @@ class LabHandle:
     paths: Paths = field(default_factory=paths)
     started: bool = False
     up_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Whoever holds a handle talks to the lab's libvirtd, which wants the lab's SASL credentials.
+        security.use_credentials(self.paths)
 
     # ------------------------------------------------------------------------------------ facts
     @property

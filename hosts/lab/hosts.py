@@ -5,15 +5,18 @@ bind-mounts its own whole /run and /var and puts an overlay on /etc (never bind-
 /var/lib/libvirt itself: a `rm -rf` of that path in the root namespace detaches such mounts everywhere,
 LAB-NOTES §2). Distinct host_uuid (P3), migration_host/address (P4) and port ranges let them migrate to
 each other. The lab directory stays visible at the same path in both, like an NFS mount would.
+TCP logins need the lab's SASL password (security.py); each QEMU has the lab's migration certificates.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
 
-from .config import HOSTS, LIBVIRT_TCP_PORT, HostSpec, Paths
+from . import security
+from .config import HOSTS, LIBVIRT_TCP_PORT, HostSpec, Paths, paths
 from .procs import LabError, alive, port_open, record, spawn, wait_until, which
 
 LIBVIRTD_CONF = """\
@@ -21,7 +24,8 @@ listen_tls = 0
 listen_tcp = 1
 listen_addr = "{address}"
 tcp_port = "{port}"
-auth_tcp = "none"
+auth_tcp = "sasl"
+sasl_allowed_username_list = ["{sasl_user}"]
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 unix_sock_dir = "{sock}"
@@ -44,6 +48,8 @@ migration_address = "{address}"
 migration_host = "{address}"
 migration_port_min = {pmin}
 migration_port_max = {pmax}
+migrate_tls_x509_cert_dir = "{pki}"
+migrate_tls_x509_verify = 1
 """
 
 
@@ -59,7 +65,7 @@ def _prepare(p: Paths, h: HostSpec) -> None:
         "root/var/cache/libvirt",
         "root/var/log/libvirt",
         "root/var/tmp",
-        "root/etc-upper",
+        "root/etc-upper/sasl2",
         "root/etc-work",
     ):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -71,12 +77,22 @@ def _prepare(p: Paths, h: HostSpec) -> None:
         upper.symlink_to(d / "etc")
     (d / "etc/libvirtd.conf").write_text(
         LIBVIRTD_CONF.format(
-            address=h.address, port=LIBVIRT_TCP_PORT, sock=d / "sock", uuid=h.host_uuid, log=d / "log/libvirtd.log"
+            address=h.address,
+            port=LIBVIRT_TCP_PORT,
+            sock=d / "sock",
+            uuid=h.host_uuid,
+            log=d / "log/libvirtd.log",
+            sasl_user=security.SASL_USER,
         )
     )
     (d / "etc/qemu.conf").write_text(
-        QEMU_CONF.format(address=h.address, pmin=h.migration_port_min, pmax=h.migration_port_max)
+        QEMU_CONF.format(
+            address=h.address, pmin=h.migration_port_min, pmax=h.migration_port_max, pki=security.pki_dir(p, h)
+        )
     )
+    # libvirtd's SASL server reads /etc/sasl2/libvirt.conf: the host's own, through its /etc overlay.
+    (root / "etc-upper/sasl2/libvirt.conf").write_text(security.sasl_conf(p, h))
+    security.write_sasl_db(p, h)
     (d / "etc/libvirt.conf").touch()
     (root / "etc-upper/hosts").write_text(hosts_file(Path("/etc/hosts").read_text()))
 
@@ -105,6 +121,8 @@ def _namespace_script(p: Paths, h: HostSpec, with_netns: bool) -> str:
         f"mount --bind {q(str(root / 'run'))} /run",
         f"mount --bind {q(str(root / 'var'))} /var",
         f"mount -t overlay overlay -o lowerdir=/etc,upperdir={root / 'etc-upper'},workdir={root / 'etc-work'} /etc",
+        # Peer-to-peer migrations: this libvirtd logs in to the other host with the lab's credentials.
+        f"export {security.AUTH_FILE_ENV}={q(str(security.auth_file(p)))}",
         f"exec {q(which('libvirtd'))} --listen --config {q(str(d / 'etc/libvirtd.conf'))}"
         " --pid-file /run/libvirt/libvirtd.pid",
     ]
@@ -173,9 +191,13 @@ def _only_child(pid: int) -> int:
 
 def warm_capabilities(names: list[str]) -> None:
     """Probe QEMU once per new daemon, both in parallel, so the first guest start is not 3.5 s slower."""
+    env = {**os.environ, **security.client_env(paths())}
     procs = [
         subprocess.Popen(
-            [which("virsh"), "-q", "-c", h.uri, "domcapabilities"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [which("virsh"), "-q", "-c", h.uri, "domcapabilities"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         for h in HOSTS
         if h.name in names

@@ -171,6 +171,7 @@ PACKAGES = {
     "unshare": "util-linux",
     "tini": "tini",
     "ss": "iproute2",
+    "saslpasswd2": "sasl2-bin",
     "apt-get": "apt",
     "dpkg-deb": "dpkg",
 }

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import guests, hosts, image, network, nfs
+from . import guests, hosts, image, network, nfs, security
 from .config import (
     GUESTS,
     HOSTS,
@@ -47,6 +47,7 @@ REQUIRED = (
     "tini",
     "nsenter",
     "ss",
+    "saslpasswd2",
 )
 
 
@@ -70,7 +71,7 @@ def preflight() -> None:
 @contextmanager
 def _locked(p: Paths):
     """One lab operation at a time (two test sessions may both try to bring the lab up)."""
-    p.root.mkdir(parents=True, exist_ok=True)
+    p.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(p.root / "lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -114,8 +115,13 @@ def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> U
     p = p or paths()
     t0 = time.monotonic()
     res = UpResult(0.0)
+    security.ensure_private_root(p)
     with _locked(p):
         state = load_state(p)
+        security.ensure_credentials(p)
+        security.use_credentials(p)
+        if security.ensure_certificates(p):
+            res.notes.append("made the lab CA and the hosts' migration TLS certificates")
         if image.ensure(p):
             res.notes.append(f"built guest kernel + initramfs in {time.monotonic() - t0:.1f} s")
         try:

@@ -61,7 +61,10 @@ def _request_refresh(hypervisor: Hypervisor, actor) -> None:
 def hypervisor_create(*, data: dict, actor=None, source_ip: str = "") -> Hypervisor:
     servers = list(data.get("storage_servers") or [])
     hypervisor = Hypervisor.objects.create(
-        name=data["name"], uri=data["uri"], migration_address=data.get("migration_address", "")
+        name=data["name"],
+        uri=data["uri"],
+        migration_address=data.get("migration_address", ""),
+        migration_tls=bool(data.get("migration_tls")),
     )
     hypervisor.storage_servers.set(servers)
     audit_record(
@@ -84,6 +87,9 @@ def hypervisor_update(*, hypervisor: Hypervisor, data: dict, actor=None, source_
     hypervisor.uri = data["uri"]
     hypervisor.migration_address = data.get("migration_address", "")
     fields = ["name", "uri", "migration_address"]
+    if "migration_tls" in data:
+        hypervisor.migration_tls = bool(data["migration_tls"])
+        fields.append("migration_tls")
     if "maintenance" in data:
         if data["maintenance"] and hypervisor.state != Hypervisor.State.MAINTENANCE:
             hypervisor.state = Hypervisor.State.MAINTENANCE

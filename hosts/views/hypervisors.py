@@ -67,6 +67,7 @@ def _initial(post) -> dict:
     data = {k: post.get(k, "") for k in ("name", "uri", "migration_address")}
     data["storage_servers"] = post.getlist("storage_servers")
     data["maintenance"] = bool(post.get("maintenance"))
+    data["migration_tls"] = bool(post.get("migration_tls"))
     return data
 
 

@@ -56,6 +56,7 @@ def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool 
         outgoing_active=out,
         incoming_active=inc,
         reserved_incoming_mib=reserved,
+        migration_tls=h.migration_tls,
     )
     live = _live_host(h.uri, with_domains) if live is None else live
     if isinstance(live, DriverError):

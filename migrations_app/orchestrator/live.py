@@ -37,6 +37,7 @@ def driver_options(job: MigrationJob, unsafe: bool) -> MigrationOptions:
         auto_converge=bool(o.get("auto_converge")),
         allow_postcopy=bool(o.get("allow_postcopy")),
         compressed=bool(o.get("compressed")),
+        tls=bool(o.get("tls")),
         persist_dest=bool(o.get("persist_dest", True)),
         undefine_source=bool(o.get("undefine_source", True)),
         unsafe=unsafe,

@@ -71,6 +71,7 @@ class HostSnap:
     domain_uuids: tuple[str, ...] = ()
     hypervisor_type: str = ""  # "QEMU", "TEST", ...
     hypervisor_version: str = ""
+    migration_tls: bool = False  # an admin says its QEMU has migration TLS certificates
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,49 @@ def check_compression(f: Facts) -> CheckItem | None:
     )
 
 
+# QEMU took TLS for migration (the tls-creds parameter) in 2.9; libvirt's VIR_MIGRATE_TLS needs it.
+TLS_SINCE = (2, 9)
+
+
+def wants_tls(kind: str, options: dict) -> bool:
+    """Only a live move sends guest memory between the QEMUs; an offline one sends a definition."""
+    return kind == "live" and bool(options.get("tls"))
+
+
+def check_tls(f: Facts) -> CheckItem | None:
+    """Only when a live move asks for TLS: both hosts set up for it, and their QEMUs able to.
+
+    libvirt does not say whether a host has certificates (qemu.conf is not visible through its API), so
+    the set-up comes from the hypervisor's "Encrypted migration set up" flag. A host that claims it and
+    lacks the files fails the move before any memory is sent: the receiving QEMU cannot load its
+    certificates and libvirt refuses in the prepare step."""
+    if not wants_tls(f.kind, f.options):
+        return None
+    label = "Both hosts can encrypt the migration (TLS)"
+    hint = (
+        "On that host give QEMU a CA and host certificates (qemu.conf migrate_tls_x509_cert_dir, "
+        "migrate_tls_x509_verify = 1), then tick “Encrypted migration set up” on its hypervisor page; "
+        "or untick “Encrypted (TLS)”."
+    )
+    missing = [h.name for h in (f.source, f.target) if not h.migration_tls]
+    if missing:
+        return CheckItem("tls", label, FAIL, f"{' and '.join(missing)}: encrypted migration is not set up", hint)
+    old = [
+        f"{h.name} runs {h.hypervisor_type or 'unknown'} {h.hypervisor_version}".rstrip()
+        for h in (f.source, f.target)
+        if h.reachable and (h.hypervisor_type != "QEMU" or _version(h.hypervisor_version) < TLS_SINCE)
+    ]
+    if old:
+        return CheckItem("tls", label, FAIL, "; ".join(old) + "; TLS migration needs QEMU 2.9 or newer", hint)
+    return CheckItem(
+        "tls",
+        label,
+        PASS,
+        f"{f.source.name} and {f.target.name} have migration certificates; QEMU checks the other side's "
+        "certificate against the lab CA",
+    )
+
+
 CHECKS = (
     check_hosts_reachable,
     check_hosts_distinct,
@@ -371,6 +415,7 @@ CHECKS = (
     check_memory,
     check_concurrency,
     check_compression,
+    check_tls,
 )
 
 

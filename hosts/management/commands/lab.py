@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Bring the local two-hypervisor lab up, show it, take it down, or reset guest placement."
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["up", "status", "down", "reset", "build"])
+        parser.add_argument("action", choices=["up", "status", "down", "reset", "build", "env"])
         parser.add_argument("--no-wait", action="store_true", help="up/reset: don't wait for guest heartbeats")
         parser.add_argument("--no-register", action="store_true", help="up/reset: don't write the lab into the DB")
         parser.add_argument("--json", action="store_true", help="status: machine-readable output")
@@ -51,6 +51,11 @@ class Command(BaseCommand):
             names = ", ".join(f"{hv.name} ({hv.uri})" for hv in reg["hypervisors"])
             self.stdout.write(f"registered storage server {reg['storage'].name} and hypervisors {names}")
             self.stdout.write(registry.refresh_inventory())
+
+    def do_env(self, **_):
+        """`export $(manage.py lab env)`: what a process needs to log in to the lab's libvirtd."""
+        for key, value in lab.client_env().items():
+            self.stdout.write(f"{key}={value}")
 
     def do_build(self, **_):
         """Only the guests' kernel + initramfs (no root needed): lets `make install` pay for the download."""
