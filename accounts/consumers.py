@@ -20,7 +20,6 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from accounts.denials import record_denial
 from accounts.events import user_group
 from accounts.permissions import user_can
 from accounts.roles import Perm
@@ -28,19 +27,6 @@ from accounts.roles import Perm
 # 1012 "service restart": the htmx ws extension reconnects only after 1006/1011/1012/1013, and the
 # reconnect is what re-checks the user's session and role (refused after logout or deactivation).
 CLOSE_REVOKED = 1012
-
-
-def record_socket_denial(scope, perm: Perm) -> None:
-    """A refused socket is a refused action too: an auth.denied row (rate-limited like the pages')."""
-    client = scope.get("client") or ("", 0)
-    record_denial(
-        user=scope.get("user"),
-        perm=str(perm),
-        method="WS",
-        path=scope.get("path", ""),
-        source_ip=str(client[0] or ""),
-        via="socket",
-    )
 
 
 class PermissionCheckedMixin:
@@ -53,7 +39,6 @@ class PermissionCheckedMixin:
         user = self.scope.get("user")
         allowed = await database_sync_to_async(user_can)(user, self.required_perm)
         if not allowed:
-            await database_sync_to_async(record_socket_denial)(self.scope, self.required_perm)
             await self.close()
             return
         self._user_group = user_group(user.pk)
@@ -85,7 +70,6 @@ class SyncPermissionCheckedMixin:
     def connect(self):
         user = self.scope.get("user")
         if not user_can(user, self.required_perm):
-            record_socket_denial(self.scope, self.required_perm)
             self.close()
             return
         self._user_group = user_group(user.pk)

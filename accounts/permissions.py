@@ -49,10 +49,7 @@ def refusal_reason(user, perm: Perm | str) -> str:
 
 
 def forbidden(request, perm: Perm | str) -> HttpResponse:
-    """The 403 response for a user lacking `perm`, recorded as an auth.denied audit row."""
-    from accounts.denials import record_request_denial
-
-    record_request_denial(request, str(perm))
+    """The 403 response for a user lacking `perm`."""
     reason = refusal_reason(request.user, perm)
     if getattr(request, "htmx", False):
         return HttpResponse(reason, status=403, content_type="text/plain; charset=utf-8")

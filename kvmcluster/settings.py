@@ -214,19 +214,6 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# A refused action is an audit row at most once per user+path per this window; the refusals in
-# between are counted in the next row (accounts/denials.py). The counters are in the cache: Redis in
-# production (shared by every process), the process's memory in the embedded profile.
-KVMCLUSTER_DENIAL_WINDOW_SECONDS = int(os.environ.get("KVMCLUSTER_DENIAL_WINDOW_SECONDS", "60"))
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster"),
-        }
-    }
-
 # /metrics (kvmcluster/metrics.py): a bearer token, or client addresses allowed without one.
 KVMCLUSTER_METRICS_TOKEN = os.environ.get("KVMCLUSTER_METRICS_TOKEN", "")
 KVMCLUSTER_METRICS_ALLOW = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
-from accounts.denials import record_request_denial
 from accounts.permissions import refusal_reason, user_can
 
 
@@ -24,6 +23,5 @@ class RolePermission(BasePermission):
             return False  # DRF answers 401 with the authentication scheme
         perm = required_perm(view)
         if perm is None or not user_can(request.user, perm):
-            record_request_denial(request, str(perm or "an action this API does not offer"), via="api")
             raise PermissionDenied(refusal_reason(request.user, perm or "an action this API does not offer"))
         return True

@@ -217,9 +217,7 @@ def movable(tmp_path):
     nfs = StorageServer.objects.create(
         name="mv-nfs", address="127.0.0.1", export_path="/srv", mount_path="/var/lib/libvirt/images"
     )
-    a = write_node(
-        tmp_path / "a.xml", [NodeDomain("web01", running=False, disk_path="/var/lib/libvirt/images/web01.qcow2")]
-    )
+    a = write_node(tmp_path / "a.xml", [NodeDomain("web01", running=False, disk_path="/var/lib/libvirt/images/web01.qcow2")])
     b = write_node(tmp_path / "b.xml", [])
     hosts = [Hypervisor.objects.create(name=n, uri=u) for n, u in (("mv-a", a), ("mv-b", b))]
     for hv in hosts:

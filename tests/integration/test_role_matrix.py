@@ -212,14 +212,6 @@ def test_endpoint_answers_each_role_as_the_table_says(objects, name, role, metho
     if response.status_code == 403:
         body = response.content.decode()
         assert "Permission denied" in body and (rule.perm.value in body), "403 must say what was missing"
-        # ... and every refusal is an audit row naming who, what was needed, the method and the path
-        from accounts.models import AuditEvent
-
-        denied = AuditEvent.objects.filter(action="auth.denied", actor_username=f"matrix-{role}").get()
-        assert denied.outcome == "refused" and denied.source_ip == "127.0.0.8"
-        assert {k: denied.params[k] for k in ("role", "method", "path", "needed")} == {
-            "role": role, "method": method, "path": url, "needed": rule.perm.value,
-        }  # fmt: skip
 
 
 WS_CASES = [pytest.param(route, role, id=f"{route}-{role}") for route in WS_RULES for role in ROLE_NAMES]
@@ -243,11 +235,6 @@ async def test_websocket_accepts_each_role_as_the_table_says(route, role):
     assert connected is allowed, f"{path} as {role}: connected={connected}, table says {allowed}"
     if connected:
         await communicator.disconnect()
-    else:
-        from accounts.models import AuditEvent
-
-        rows = await database_sync_to_async(list)(AuditEvent.objects.filter(action="auth.denied").values("params"))
-        assert [r["params"]["via"] for r in rows] == ["socket"] and rows[0]["params"]["method"] == "WS"
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
