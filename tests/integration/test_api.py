@@ -217,7 +217,9 @@ def movable(tmp_path):
     nfs = StorageServer.objects.create(
         name="mv-nfs", address="127.0.0.1", export_path="/srv", mount_path="/var/lib/libvirt/images"
     )
-    a = write_node(tmp_path / "a.xml", [NodeDomain("web01", running=False, disk_path="/var/lib/libvirt/images/web01.qcow2")])
+    a = write_node(
+        tmp_path / "a.xml", [NodeDomain("web01", running=False, disk_path="/var/lib/libvirt/images/web01.qcow2")]
+    )
     b = write_node(tmp_path / "b.xml", [])
     hosts = [Hypervisor.objects.create(name=n, uri=u) for n, u in (("mv-a", a), ("mv-b", b))]
     for hv in hosts:
@@ -243,3 +245,21 @@ def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(mo
     assert MigrationJob.objects.filter(guest=movable).count() == 1
     # without a key the same request is refused: the guest already has an active move
     assert client.post(reverse("api-migration-list"), body, content_type="application/json").status_code == 409
+
+
+def test_the_guest_list_costs_the_same_queries_for_3_or_30_guests(objects):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client("viewer")
+    hv = Hypervisor.objects.get(pk=objects["hypervisor"])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("api-guest-list")).status_code == 200
+        return len(ctx.captured_queries)
+
+    Guest.objects.bulk_create(Guest(uuid=uuid.uuid4(), name=f"q-{i}", hypervisor=hv) for i in range(2))
+    few = queries()
+    Guest.objects.bulk_create(Guest(uuid=uuid.uuid4(), name=f"q-more-{i}", hypervisor=hv) for i in range(27))
+    assert queries() == few  # no query per row (a deferred column once cost 50 more per page)
