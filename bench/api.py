@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["KVMCLUSTER_ALLOW_TEST_URIS"] = "1"  # the create path's two hosts are libvirt's test driver
 
-from bench.topology import LARGE_PER_HOST, add_guests, measure, p95, setup_django  # noqa: E402
+from bench.topology import LARGE_PER_HOST, add_guests, measure, operator_client, p95, setup_django  # noqa: E402
 
 HOSTS = 100
 
@@ -82,16 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kvmcluster-bench-") as data_dir:
         setup_django(data_dir)
-        from django.contrib.auth.models import Group, User
-        from django.test import Client
-
-        from accounts.roles import sync_role_groups
-
-        sync_role_groups()
-        user = User.objects.create_user("bench", password="bench-password-123")
-        user.groups.add(Group.objects.get(name="operator"))
-        client = Client()
-        client.force_login(user)
+        client = operator_client()
         hosts, nfs, local = make_hosts()
         add_guests(hosts, nfs, local, 0, LARGE_PER_HOST)
         first = client.get("/api/v1/guests/").json()

@@ -43,6 +43,21 @@ def setup_django(data_dir: str) -> None:
     call_command("migrate", database="channels", verbosity=0)
 
 
+def operator_client():
+    """A Django test Client signed in as an operator (role groups synced first)."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    from accounts.roles import sync_role_groups
+
+    sync_role_groups()
+    user = User.objects.create_user("bench", password="bench-password-123")
+    user.groups.add(Group.objects.get(name="operator"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def make_hosts():
     from hosts.models import Hypervisor, StorageServer
 
@@ -140,17 +155,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="kvmcluster-bench-") as data_dir:
         setup_django(data_dir)
-        from django.contrib.auth.models import Group, User
-        from django.test import Client
-
-        from accounts.roles import sync_role_groups
-
-        sync_role_groups()
-        user = User.objects.create_user("bench", password="bench-password-123")
-        user.groups.add(Group.objects.get(name="operator"))
-        client = Client()
-        client.force_login(user)
-
+        client = operator_client()
         hosts, nfs, local = make_hosts()
         pages = {"topology": "/", "guest table": "/guests/", "guest table sorted": "/guests/?sort=-memory&page=7"}
         results: dict[str, dict[str, tuple[int, list[float], int, list[float]]]] = {}
