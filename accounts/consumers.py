@@ -20,6 +20,8 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
+from accounts.audit import request_ip
+from accounts.denials import record_denial
 from accounts.events import user_group
 from accounts.permissions import user_can
 from accounts.roles import Perm
@@ -27,6 +29,32 @@ from accounts.roles import Perm
 # 1012 "service restart": the htmx ws extension reconnects only after 1006/1011/1012/1013, and the
 # reconnect is what re-checks the user's session and role (refused after logout or deactivation).
 CLOSE_REVOKED = 1012
+
+
+def _scope_ip(scope) -> str:
+    client = scope.get("client") or ("", 0)
+    return request_ip(_Meta({"REMOTE_ADDR": client[0] or ""}))
+
+
+class _Meta:
+    def __init__(self, meta: dict):
+        self.META = meta
+
+
+def _check(scope, perm: Perm) -> bool:
+    """May this socket's user join? A refusal is audited like a refused view (accounts.denials)."""
+    user = scope.get("user")
+    if user_can(user, perm):
+        return True
+    record_denial(
+        user=user,
+        method="WEBSOCKET",
+        path=scope.get("path", ""),
+        source_ip=_scope_ip(scope),
+        perm=str(perm),
+        interface="socket",
+    )
+    return False
 
 
 class PermissionCheckedMixin:
@@ -37,7 +65,7 @@ class PermissionCheckedMixin:
 
     async def connect(self):
         user = self.scope.get("user")
-        allowed = await database_sync_to_async(user_can)(user, self.required_perm)
+        allowed = await database_sync_to_async(_check)(self.scope, self.required_perm)
         if not allowed:
             await self.close()
             return
@@ -69,7 +97,7 @@ class SyncPermissionCheckedMixin:
 
     def connect(self):
         user = self.scope.get("user")
-        if not user_can(user, self.required_perm):
+        if not _check(self.scope, self.required_perm):
             self.close()
             return
         self._user_group = user_group(user.pk)

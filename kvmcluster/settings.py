@@ -168,6 +168,20 @@ LOGIN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_MAX_FAILURES", "5"))
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 LOGIN_LOCKOUT_SECONDS = 15 * 60
 
+# --- refusals, throttles and proxies (accounts.denials, accounts.throttle) -------------------------
+# One auth.denied audit row per (user, path) per window; later refusals are counted into the next row.
+DENIAL_AUDIT_WINDOW_SECONDS = int(os.environ.get("KVMCLUSTER_DENIAL_AUDIT_WINDOW", "60"))
+# The counters live in the cache: Redis in production (shared by every process, atomic incr),
+# per-process local memory in the embedded profile.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster"),
+        }
+    }
+
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
 # Where the local two-host lab keeps its state (hosts/lab).
 KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
