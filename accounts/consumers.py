@@ -17,8 +17,12 @@ A refused connect is closed before the handshake completes (the client sees HTTP
 
 from __future__ import annotations
 
+import asyncio
+
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 
 from accounts.audit import request_ip
 from accounts.denials import record_denial
@@ -57,6 +61,32 @@ def _check(scope, perm: Perm) -> bool:
     return False
 
 
+def _session_seconds_left(scope) -> float | None:
+    """Seconds until the socket's session expires (None: no session in the scope, e.g. a test)."""
+    session = scope.get("session")
+    if session is None or not getattr(session, "session_key", None):
+        return None
+    # The stored expiry (database sessions) is the truth; get_expiry_age() would count from "now".
+    expires = Session.objects.filter(pk=session.session_key).values_list("expire_date", flat=True).first()
+    if expires is None:
+        return 0.0  # gone already: close at once
+    return max(0.0, (expires - timezone.now()).total_seconds())
+
+
+def _close_at_session_expiry(consumer, left: float | None):
+    """A socket lives no longer than its session: the page behind it would be signed out by then.
+
+    It closes with CLOSE_REVOKED, so the browser reconnects and the reconnect re-checks the session."""
+    if left is None:
+        return None
+
+    async def expire():
+        await asyncio.sleep(left)
+        await consumer.close(code=CLOSE_REVOKED)
+
+    return asyncio.get_running_loop().create_task(expire())
+
+
 class PermissionCheckedMixin:
     """For AsyncWebsocketConsumer / AsyncJsonWebsocketConsumer."""
 
@@ -72,6 +102,8 @@ class PermissionCheckedMixin:
         self._user_group = user_group(user.pk)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
         await self.accept()
+        left = await database_sync_to_async(_session_seconds_left)(self.scope)
+        self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
 
     async def on_authorized(self) -> None:
@@ -81,6 +113,8 @@ class PermissionCheckedMixin:
         """Hook: leave the consumer's own groups."""
 
     async def disconnect(self, code):
+        if getattr(self, "_expiry", None) is not None:
+            self._expiry.cancel()
         if self._user_group:
             await self.channel_layer.group_discard(self._user_group, self.channel_name)
             await self.on_disconnect(code)
