@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from accounts.audit import request_ip
+from accounts.clientip import client_ip
 from accounts.denials import record_denial
 from accounts.events import user_group
 from accounts.permissions import user_can
@@ -37,7 +37,9 @@ CLOSE_REVOKED = 1012
 
 def _scope_ip(scope) -> str:
     client = scope.get("client") or ("", 0)
-    return request_ip(_Meta({"REMOTE_ADDR": client[0] or ""}))
+    headers = dict(scope.get("headers") or [])
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin1")
+    return client_ip(_Meta({"REMOTE_ADDR": client[0] or "", "HTTP_X_FORWARDED_FOR": forwarded}))
 
 
 class _Meta:

@@ -12,7 +12,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-from accounts.audit import request_ip
+from accounts.clientip import client_ip
 from accounts.denials import record_denial
 from accounts.roles import PERMISSION_LABELS, ROLE_ORDER, Perm
 
@@ -57,7 +57,7 @@ def forbidden(request, perm: Perm | str) -> HttpResponse:
         user=request.user,
         method=request.method,
         path=request.path,
-        source_ip=request_ip(request),
+        source_ip=client_ip(request),
         perm=str(perm),
         reason=reason,
     )

@@ -171,6 +171,13 @@ LOGIN_LOCKOUT_SECONDS = 15 * 60
 # --- refusals, throttles and proxies (accounts.denials, accounts.throttle) -------------------------
 # One auth.denied audit row per (user, path) per window; later refusals are counted into the next row.
 DENIAL_AUDIT_WINDOW_SECONDS = int(os.environ.get("KVMCLUSTER_DENIAL_AUDIT_WINDOW", "60"))
+# Sign-in throttle buckets (LOGIN_MAX_FAILURES above is the per-account one): the account lock is short,
+# the address lock (LOGIN_LOCKOUT_SECONDS) is the main one; names that are no user share one bucket.
+LOGIN_ACCOUNT_LOCKOUT_SECONDS = int(os.environ.get("KVMCLUSTER_LOGIN_ACCOUNT_LOCKOUT", "60"))
+LOGIN_IP_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_IP_MAX_FAILURES", "10"))
+LOGIN_UNKNOWN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_UNKNOWN_MAX_FAILURES", "50"))
+# Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or networks).
+TRUSTED_PROXIES = [p for p in os.environ.get("KVMCLUSTER_TRUSTED_PROXIES", "").split(",") if p.strip()]
 # The counters live in the cache: Redis in production (shared by every process, atomic incr),
 # per-process local memory in the embedded profile.
 if REDIS_URL:
