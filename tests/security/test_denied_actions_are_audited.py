@@ -78,3 +78,24 @@ def test_failed_sign_in_as_a_real_user_names_them(db):
     Client(REMOTE_ADDR="127.0.0.10").post(reverse("login"), {"username": "sec-real", "password": PASSWORD + "x"})
     row = AuditEvent.objects.filter(action="auth.login_failed").last()
     assert row.params == {"username": "sec-real"}
+
+
+def test_a_job_whose_requester_lost_the_right_is_refused_and_audited(guest):
+    from hosts.models import Hypervisor
+    from migrations_app.models import MigrationJob
+    from migrations_app.orchestrator.run import run_migration
+
+    target = Hypervisor.objects.create(name="sec-b", uri="test:///default?b")
+    viewer = make_user("sec-demoted", "viewer", password=None)  # requested as operator, demoted since
+    job = MigrationJob.objects.create(
+        guest=guest,
+        guest_name=guest.name,
+        guest_uuid=guest.uuid,
+        source=guest.hypervisor,
+        target=target,
+        requested_by=viewer,
+    )
+    run_migration(job.pk)
+    [row] = AuditEvent.objects.filter(action="auth.denied")
+    assert row.actor_username == "sec-demoted" and row.params["interface"] == "job"
+    assert row.params["path"] == f"job:migration/{job.pk}" and row.params["role"] == "viewer"
