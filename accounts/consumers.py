@@ -17,9 +17,15 @@ A refused connect is closed before the handshake completes (the client sees HTTP
 
 from __future__ import annotations
 
+import asyncio
+
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.contrib.sessions.models import Session
+from django.utils import timezone
 
+from accounts.clientip import client_ip
+from accounts.denials import record_denial
 from accounts.events import user_group
 from accounts.permissions import user_can
 from accounts.roles import Perm
@@ -27,6 +33,60 @@ from accounts.roles import Perm
 # 1012 "service restart": the htmx ws extension reconnects only after 1006/1011/1012/1013, and the
 # reconnect is what re-checks the user's session and role (refused after logout or deactivation).
 CLOSE_REVOKED = 1012
+
+
+def _scope_ip(scope) -> str:
+    client = scope.get("client") or ("", 0)
+    headers = dict(scope.get("headers") or [])
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin1")
+    return client_ip(_Meta({"REMOTE_ADDR": client[0] or "", "HTTP_X_FORWARDED_FOR": forwarded}))
+
+
+class _Meta:
+    def __init__(self, meta: dict):
+        self.META = meta
+
+
+def _check(scope, perm: Perm) -> bool:
+    """May this socket's user join? A refusal is audited like a refused view (accounts.denials)."""
+    user = scope.get("user")
+    if user_can(user, perm):
+        return True
+    record_denial(
+        user=user,
+        method="WEBSOCKET",
+        path=scope.get("path", ""),
+        source_ip=_scope_ip(scope),
+        perm=str(perm),
+        interface="socket",
+    )
+    return False
+
+
+def _session_seconds_left(scope) -> float | None:
+    """Seconds until the socket's session expires (None: no session in the scope, e.g. a test)."""
+    session = scope.get("session")
+    if session is None or not getattr(session, "session_key", None):
+        return None
+    # The stored expiry (database sessions) is the truth; get_expiry_age() would count from "now".
+    expires = Session.objects.filter(pk=session.session_key).values_list("expire_date", flat=True).first()
+    if expires is None:
+        return 0.0  # gone already: close at once
+    return max(0.0, (expires - timezone.now()).total_seconds())
+
+
+def _close_at_session_expiry(consumer, left: float | None):
+    """A socket lives no longer than its session: the page behind it would be signed out by then.
+
+    It closes with CLOSE_REVOKED, so the browser reconnects and the reconnect re-checks the session."""
+    if left is None:
+        return None
+
+    async def expire():
+        await asyncio.sleep(left)
+        await consumer.close(code=CLOSE_REVOKED)
+
+    return asyncio.get_running_loop().create_task(expire())
 
 
 class PermissionCheckedMixin:
@@ -37,13 +97,15 @@ class PermissionCheckedMixin:
 
     async def connect(self):
         user = self.scope.get("user")
-        allowed = await database_sync_to_async(user_can)(user, self.required_perm)
+        allowed = await database_sync_to_async(_check)(self.scope, self.required_perm)
         if not allowed:
             await self.close()
             return
         self._user_group = user_group(user.pk)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
         await self.accept()
+        left = await database_sync_to_async(_session_seconds_left)(self.scope)
+        self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
 
     async def on_authorized(self) -> None:
@@ -53,6 +115,8 @@ class PermissionCheckedMixin:
         """Hook: leave the consumer's own groups."""
 
     async def disconnect(self, code):
+        if getattr(self, "_expiry", None) is not None:
+            self._expiry.cancel()
         if self._user_group:
             await self.channel_layer.group_discard(self._user_group, self.channel_name)
             await self.on_disconnect(code)
@@ -69,7 +133,7 @@ class SyncPermissionCheckedMixin:
 
     def connect(self):
         user = self.scope.get("user")
-        if not user_can(user, self.required_perm):
+        if not _check(self.scope, self.required_perm):
             self.close()
             return
         self._user_group = user_group(user.pk)

@@ -11,7 +11,9 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.exceptions import ValidationError
 
 from accounts import throttle
-from accounts.audit import audit_record, request_ip
+from accounts.audit import audit_record
+from accounts.clientip import client_ip
+from accounts.denials import UNKNOWN_USER, keyed_hash
 from accounts.models import AuditEvent
 from accounts.roles import ROLE_LABELS, ROLE_ORDER
 
@@ -23,7 +25,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "throttled": "Too many failed sign-ins for this account from your address. Sign-in is locked until "
+        "throttled": "Too many failed sign-ins for this account or from your address. Sign-in is locked until "
         "%(until)s UTC; try again then, or ask an admin.",
     }
     throttled = False
@@ -31,23 +33,42 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username")
         if username:
-            ip = request_ip(self.request)
-            until = throttle.locked_until(username, ip)
-            if until is not None:
+            ip = client_ip(self.request)
+            # Counted before the password is looked at, atomically with the check (accounts.throttle).
+            reservation = throttle.reserve(username, ip)
+            who = {"username": username[:150]} if reservation_names_user(username) else unknown_params(username)
+            for bucket, until in reservation.started:
+                audit_record(
+                    action="auth.login_throttled",
+                    source_ip=ip,
+                    params={**who, "bucket": bucket, "until": until},
+                    outcome="refused",
+                    message=f"too many sign-in attempts ({bucket}); sign-in refused until the lock ends",
+                )
+            if reservation.locked_until is not None:
                 self.throttled = True
                 audit_record(
                     action="auth.login_refused",
                     source_ip=ip,
-                    params={"username": username[:150]},
+                    params={**who, "bucket": reservation.refused_by},
                     outcome="refused",
-                    message="sign-in refused: too many recent failures",
+                    message=f"sign-in refused: too many recent attempts ({reservation.refused_by})",
                 )
                 raise ValidationError(
                     self.error_messages["throttled"],
                     code="throttled",
-                    params={"until": until.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")},
+                    params={"until": reservation.locked_until.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")},
                 )
         return super().clean()
+
+
+def reservation_names_user(username: str) -> bool:
+    return get_user_model().objects.filter(username__iexact=username.strip()).exists()
+
+
+def unknown_params(username: str) -> dict:
+    """What the audit keeps of a name that is no user: not the text (it may be a password), a keyed hash."""
+    return {"username": UNKNOWN_USER, "username_hmac": keyed_hash(username)}
 
 
 class UserCreateForm(UserCreationForm):

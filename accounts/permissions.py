@@ -12,6 +12,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
+from accounts.clientip import client_ip
+from accounts.denials import record_denial
 from accounts.roles import PERMISSION_LABELS, ROLE_ORDER, Perm
 
 
@@ -49,8 +51,16 @@ def refusal_reason(user, perm: Perm | str) -> str:
 
 
 def forbidden(request, perm: Perm | str) -> HttpResponse:
-    """The 403 response for a user lacking `perm`."""
+    """The 403 response for a user lacking `perm`; every refusal is audited (accounts.denials)."""
     reason = refusal_reason(request.user, perm)
+    record_denial(
+        user=request.user,
+        method=request.method,
+        path=request.path,
+        source_ip=client_ip(request),
+        perm=str(perm),
+        reason=reason,
+    )
     if getattr(request, "htmx", False):
         return HttpResponse(reason, status=403, content_type="text/plain; charset=utf-8")
     body = render_to_string("accounts/forbidden.html", {"reason": reason, "perm": str(perm)}, request=request)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -53,6 +54,24 @@ def user_create(*, username: str, password: str, role: str, actor, source_ip: st
     return user
 
 
+def _refuse_if_last_admin(user) -> None:
+    """There is always one active admin left to manage users (superusers count as admins).
+
+    Called with the target row locked; the admin rows are locked too so two admins demoting each other
+    at once cannot both pass.
+    """
+    if not user.is_active or user_role(user) != "admin":
+        return
+    others = (
+        User.objects.select_for_update(of=("self",))
+        .filter(is_active=True)
+        .exclude(pk=user.pk)
+        .filter(Q(is_superuser=True) | Q(groups__name="admin"))
+    )
+    if not list(others.values_list("pk", flat=True)[:1]):
+        raise ValidationError(f"{user.get_username()} is the last active admin; make another user admin first.")
+
+
 def user_set_role(*, user, role: str, actor, source_ip: str = "") -> bool:
     """Give `user` exactly `role`. Returns False (and writes nothing) if they already had it."""
     with transaction.atomic():
@@ -62,6 +81,8 @@ def user_set_role(*, user, role: str, actor, source_ip: str = "") -> bool:
             return False
         if user.is_superuser:
             raise ValidationError("A superuser is an admin whatever their groups; change it with manage.py.")
+        if role != "admin":
+            _refuse_if_last_admin(user)
         _set_role_groups(user, role)
         audit_record(
             action="user.role_changed",
@@ -79,6 +100,8 @@ def user_set_active(*, user, active: bool, actor, source_ip: str = "") -> bool:
     if not active and actor is not None and getattr(actor, "pk", None) == user.pk:
         raise ValidationError("You cannot deactivate your own account.")
     with transaction.atomic():
+        if not active:
+            _refuse_if_last_admin(User.objects.select_for_update().get(pk=user.pk))
         changed = User.objects.filter(pk=user.pk, is_active=not active).update(is_active=active)
         if not changed:
             return False

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from accounts import throttle
-from accounts.audit import audit_record, request_ip
+from accounts.audit import audit_record
+from accounts.clientip import client_ip
+from accounts.denials import UNKNOWN_USER, keyed_hash
 from accounts.events import user_sessions_changed
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.audit_login")
 def audit_login(sender, request, user, **kwargs):
-    ip = request_ip(request)
+    ip = client_ip(request)
     throttle.record_success(user.get_username(), ip)
     audit_record(action="auth.login", actor=user, source_ip=ip)
 
@@ -21,7 +24,7 @@ def audit_login(sender, request, user, **kwargs):
 def audit_logout(sender, request, user, **kwargs):
     if user is None:  # logging out an anonymous session: nothing happened
         return
-    audit_record(action="auth.logout", actor=user, source_ip=request_ip(request))
+    audit_record(action="auth.logout", actor=user, source_ip=client_ip(request))
     user_sessions_changed(user.pk)
 
 
@@ -29,20 +32,17 @@ def audit_logout(sender, request, user, **kwargs):
 def audit_login_failed(sender, credentials, request=None, **kwargs):
     # `credentials` has the password already masked by Django; keep only the name.
     username = str(credentials.get("username", ""))[:150]
-    ip = request_ip(request) if request is not None else ""
+    ip = client_ip(request) if request is not None else ""
+    # People type passwords into the username field: store a name only if such a user exists, otherwise
+    # "unknown user" and a keyed hash (repeated guesses of one string stay recognisable, not readable).
+    known = get_user_model().objects.filter(username__iexact=username).exists()
+    shown = username if known else UNKNOWN_USER
+    params = {"username": username} if known else {"username": UNKNOWN_USER, "username_hmac": keyed_hash(username)}
     audit_record(
         action="auth.login_failed",
         source_ip=ip,
-        params={"username": username},
+        params=params,
         outcome="failed",
-        message=f"sign-in as “{username}” failed: wrong username or password, or inactive account",
+        message=f"sign-in as “{shown}” failed: wrong username or password, or inactive account",
     )
-    until = throttle.record_failure(username, ip)
-    if until is not None:
-        audit_record(
-            action="auth.login_throttled",
-            source_ip=ip,
-            params={"username": username, "until": until},
-            outcome="refused",
-            message="too many failed sign-ins; sign-in refused until the lock ends",
-        )
+    # The attempt was already counted by the throttle before the password was checked (forms).

@@ -1,4 +1,7 @@
-"""ASGI entry point: Django for HTTP, Channels for the live topology and migration sockets."""
+"""ASGI entry point: Django for HTTP, Channels for the live topology and migration sockets.
+
+Sockets must come from our own origin: scheme, host and port (kvmcluster.origins).
+"""
 
 import os
 
@@ -9,13 +12,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from kvmcluster.origins import SameOriginValidator  # noqa: E402
 from kvmcluster.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -173,6 +173,27 @@ LOGIN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_MAX_FAILURES", "5"))
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 LOGIN_LOCKOUT_SECONDS = 15 * 60
 
+# --- refusals, throttles and proxies (accounts.denials, accounts.throttle) -------------------------
+# One auth.denied audit row per (user, path) per window; later refusals are counted into the next row.
+DENIAL_AUDIT_WINDOW_SECONDS = int(os.environ.get("KVMCLUSTER_DENIAL_AUDIT_WINDOW", "60"))
+# Sign-in throttle buckets (LOGIN_MAX_FAILURES above is the per-account one): the account lock is short,
+# the address lock (LOGIN_LOCKOUT_SECONDS) is the main one; names that are no user share one bucket.
+LOGIN_ACCOUNT_LOCKOUT_SECONDS = int(os.environ.get("KVMCLUSTER_LOGIN_ACCOUNT_LOCKOUT", "60"))
+LOGIN_IP_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_IP_MAX_FAILURES", "10"))
+LOGIN_UNKNOWN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_UNKNOWN_MAX_FAILURES", "50"))
+# Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or networks).
+TRUSTED_PROXIES = [p for p in os.environ.get("KVMCLUSTER_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# The counters live in the cache: Redis in production (shared by every process, atomic incr),
+# per-process local memory in the embedded profile.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster"),
+        }
+    }
+
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
 # Where the local two-host lab keeps its state (hosts/lab).
 KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.denials import record_denial
 from accounts.roles import Perm
 from migrations_app import services
 from migrations_app.choices import Kind, Phase, State
@@ -62,6 +63,10 @@ def run_migration(job_id: int) -> str:
         return "skipped"
     actor = job.requested_by
     if actor is None or not actor.is_active or not actor.has_perm(Perm.RUN_MIGRATIONS):
+        # The requester lost the right between request and start: a refused action like any other.
+        record_denial(
+            user=actor, method="JOB", path=f"job:migration/{job.pk}", perm=str(Perm.RUN_MIGRATIONS), interface="job"
+        )
         return outcome.settle(job.pk, error=f"{actor or 'the requester'} may no longer run guest migrations").state
     if job.guest is None:
         return outcome.settle(job.pk, error="the guest was removed from the inventory").state

@@ -212,6 +212,13 @@ def test_endpoint_answers_each_role_as_the_table_says(objects, name, role, metho
     if response.status_code == 403:
         body = response.content.decode()
         assert "Permission denied" in body and (rule.perm.value in body), "403 must say what was missing"
+        # ... and the refusal is an audit row naming who, their role, the method, the path and the address
+        from accounts.models import AuditEvent
+
+        row = AuditEvent.objects.filter(action="auth.denied", actor_username=f"matrix-{role}").last()
+        assert row is not None, f"{method} {url} as {role}: refused without an auth.denied row"
+        assert (row.params["method"], row.params["path"], row.params["role"]) == (method, url, role)
+        assert row.source_ip == "127.0.0.8" and row.outcome == "refused"
 
 
 WS_CASES = [pytest.param(route, role, id=f"{route}-{role}") for route in WS_RULES for role in ROLE_NAMES]
@@ -233,6 +240,9 @@ async def test_websocket_accepts_each_role_as_the_table_says(route, role):
     connected, _ = await communicator.connect(timeout=10)
     allowed = role != "anonymous" and perm in ROLES[role]
     assert connected is allowed, f"{path} as {role}: connected={connected}, table says {allowed}"
+    if not allowed:
+        denied = await database_sync_to_async(_denied_paths)()
+        assert path.format(**objects_) in denied, f"{path} as {role}: refused socket without an auth.denied row"
     if connected:
         await communicator.disconnect()
 
@@ -250,6 +260,12 @@ async def test_websocket_from_a_foreign_origin_is_refused():
     assert connected is False
 
 
+def _denied_paths() -> set[str]:
+    from accounts.models import AuditEvent
+
+    return {p["path"] for p in AuditEvent.objects.filter(action="auth.denied").values_list("params", flat=True)}
+
+
 def _ws_setup(role: str):
     from hosts.models import Guest, Hypervisor
 
@@ -262,6 +278,14 @@ def _ws_setup(role: str):
     client = Client()
     client.force_login(make_user(f"ws-{role}-{uuid.uuid4().hex[:6]}", role, password=None))
     return objects_, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@pytest.fixture(autouse=True)
+def _fresh_denial_counters():
+    """auth.denied rows are rate-limited per (user, path) in the cache; each case starts with none counted."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -74,3 +74,39 @@ async def _close_thread_connections():
     can be dropped at the end (CONN_MAX_AGE would otherwise keep them open)."""
     yield
     await _plain_sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_socket_closes_when_the_session_expires():
+    """Not only on logout: a socket opened on a session that ends in 1 s is closed when it ends."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+    from django.utils import timezone
+
+    from kvmcluster.asgi import application
+
+    def signed_in_cookie() -> str:
+        client = Client()
+        client.force_login(make_user("short-lived", "viewer", password=None))
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        Session.objects.filter(pk=key).update(expire_date=timezone.now() + dt.timedelta(seconds=1))
+        return key
+
+    cookie = await sync_to_async(signed_in_cookie)()
+    headers = [
+        (b"origin", b"http://testserver"),
+        (b"host", b"testserver"),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+    ]
+    communicator = WebsocketCommunicator(application, "/ws/topology/", headers=headers)
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected is True
+    for _ in range(50):  # the topology consumer may send its initial state first
+        message = await communicator.receive_output(timeout=5)
+        if message["type"] == "websocket.close":
+            break
+    assert message == {"type": "websocket.close", "code": CLOSE_REVOKED}
+    await communicator.wait()

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.roles import ROLE_ORDER
-from accounts.services import user_create, user_set_active, user_set_role
+from accounts.services import user_create, user_set_role
 
 User = get_user_model()
 
@@ -32,12 +32,18 @@ class Command(BaseCommand):
                 user = User.objects.filter(username=username).first()
                 if user is None:
                     user_create(username=username, password=password, role=role, actor=None)
+                elif not user.is_active:
+                    # An admin deactivated it on purpose; a setup script must not undo that.
+                    self.stderr.write(
+                        f"{username} was deactivated by an admin: left as it is (not reset, not re-activated). "
+                        "Reactivate it on the Users page if you want it back."
+                    )
+                    continue
                 else:
                     user.set_password(password)
                     user.save(update_fields=["password"])
                     if not user.is_superuser:  # a superuser is an admin already
                         user_set_role(user=user, role=role, actor=None)
-                    user_set_active(user=user, active=True, actor=None)
                     audit_record(action="user.password_reset", params={"username": username, "by": "demo_accounts"})
             lines.append(f"{role} {username} {password}")
         self.stdout.write("\n".join(lines))
