@@ -102,9 +102,11 @@ class PermissionCheckedMixin:
             await self.close()
             return
         self._user_group = user_group(user.pk)
+        # Before accept: nothing may stand between the accept and joining the consumer's own groups,
+        # or a push sent the moment the client sees the socket open would be missed.
+        left = await database_sync_to_async(_session_seconds_left)(self.scope)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
         await self.accept()
-        left = await database_sync_to_async(_session_seconds_left)(self.scope)
         self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
 

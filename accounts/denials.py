@@ -43,6 +43,8 @@ def keyed_hash(text: str) -> str:
 def _take_slot(key: str) -> tuple[bool, int]:
     """(write a row now?, how many were suppressed before it). Atomic in the cache."""
     count_key = key + ":n"
+    if _window() <= 0:  # no rate limit (the test suite's default): every refusal is a row
+        return True, 0
     if cache.add(key, 1, timeout=_window()):
         suppressed = cache.get(count_key) or 0
         if suppressed:

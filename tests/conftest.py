@@ -14,6 +14,10 @@ def _test_driver_allowed():
     the fast inventory host. The environment variable reaches the servers and workers tests start."""
     os.environ["KVMCLUSTER_ALLOW_TEST_URIS"] = "1"
     settings.KVMCLUSTER_ALLOW_TEST_URIS = True
+    # Every refusal is its own audit row here: no per-window suppression carried from test to test (and
+    # no cache.clear(), which on Redis would flush the queue and channel layer sharing its database).
+    # tests/security/test_denied_actions_are_audited.py turns the window on where it is the subject.
+    settings.DENIAL_AUDIT_WINDOW_SECONDS = 0
     yield
 
 

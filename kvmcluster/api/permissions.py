@@ -9,6 +9,8 @@ from __future__ import annotations
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
+from accounts.audit import request_ip
+from accounts.denials import record_denial
 from accounts.permissions import refusal_reason, user_can
 
 
@@ -23,5 +25,15 @@ class RolePermission(BasePermission):
             return False  # DRF answers 401 with the authentication scheme
         perm = required_perm(view)
         if perm is None or not user_can(request.user, perm):
-            raise PermissionDenied(refusal_reason(request.user, perm or "an action this API does not offer"))
+            reason = refusal_reason(request.user, perm or "an action this API does not offer")
+            record_denial(
+                user=request.user,
+                method=request.method,
+                path=request.path,
+                source_ip=request_ip(request),
+                perm=str(perm or ""),
+                interface="api",
+                reason=reason,
+            )
+            raise PermissionDenied(reason)
         return True

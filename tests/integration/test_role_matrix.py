@@ -281,14 +281,6 @@ def _ws_setup(role: str):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_denial_counters():
-    """auth.denied rows are rate-limited per (user, path) in the cache; each case starts with none counted."""
-    from django.core.cache import cache
-
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
 async def _close_thread_connections():
     """Consumers query through asgiref's shared sync thread; close its connections so the test database
     can be dropped at the end (CONN_MAX_AGE would otherwise keep them open)."""

@@ -6,17 +6,11 @@ import time
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent
 from tests.integration.accounts_support import PASSWORD, make_user
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    cache.clear()
 
 
 @pytest.fixture
@@ -48,6 +42,23 @@ def test_viewer_posting_forbidden_actions_leaves_denied_rows(guest):
     assert {(r.actor_username, r.params["role"], r.params["method"], r.source_ip) for r in rows} == {
         ("sec-viewer", "viewer", "POST", "127.0.0.9")
     }
+
+
+def test_a_viewer_refused_by_the_api_leaves_a_denied_row_too(guest):
+    client = _viewer_client()
+    body = {"guest": guest.pk, "target": "auto"}
+    assert client.post("/api/v1/migrations/", body, content_type="application/json").status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/guests/{guest.pk}/power/", {"action": "start"}, content_type="application/json"
+        ).status_code
+        == 403
+    )
+    rows = AuditEvent.objects.filter(action="auth.denied").order_by("id")
+    assert [(r.params["path"], r.params["interface"], r.params["perm"]) for r in rows] == [
+        ("/api/v1/migrations/", "api", "accounts.run_migrations"),
+        (f"/api/v1/guests/{guest.pk}/power/", "api", "accounts.power_guests"),
+    ]
 
 
 def test_a_flood_is_one_row_and_the_next_row_counts_the_suppressed(guest, settings):
