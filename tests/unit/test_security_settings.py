@@ -34,7 +34,8 @@ def test_production_profile_has_secure_cookies_and_hsts():
 
 
 def test_every_profile_sends_a_content_security_policy_and_checks_passwords():
-    for s in (_settings(), _settings(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://h:6379/0", **KEYS)):
+    prod = {"DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://h:6379/0", **KEYS}
+    for s in (_settings(), _settings(**prod)):
         mw = s["mw"]
         assert "accounts.middleware.ContentSecurityPolicyMiddleware" in mw
         assert mw.index("django.contrib.auth.middleware.LoginRequiredMiddleware") > mw.index(
