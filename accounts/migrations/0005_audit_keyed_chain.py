@@ -74,6 +74,8 @@ def rechain(apps, schema_editor):
     if not AuditEvent.objects.exists():
         return
     if connection.vendor == "postgresql":
+        # ALTER TABLE refuses while deferred FK checks are queued on the table: run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for name in TRIGGERS:
             schema_editor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {name}")
     expected, breaks, count, old_head = "", [], 0, None
@@ -119,8 +121,10 @@ def rechain(apps, schema_editor):
     record["hash"] = new_hash(record, new_prev)
     AuditEvent.objects.create(**record)
     if connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for name in TRIGGERS:
             schema_editor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {name}")
+        schema_editor.execute("SET CONSTRAINTS ALL DEFERRED")
     print(f"\n  audit: {count} rows re-chained; old head {old_head[0]}:{old_head[1]}; old breaks: {len(breaks)}")
 
 
