@@ -1,7 +1,9 @@
 """Writing the audit trail: `audit_record()` appends one hash-chained row; `request_ip()` names the client.
 
 The chain: every row stores `prev_hash` (the previous row's `hash`, "" for the first) and
-`hash = sha256(canonical_json(content) + prev_hash)`. Writers are serialized so the "previous row" is
+`hash = HMAC-SHA256(AUDIT_KEY, canonical_json(content) + "\n" + prev_hash)`. The key lives in settings
+(environment / a 0600 file in the data directory), never in the database, so write access to the table is
+not enough to forge a consistent chain. Writers are serialized so the "previous row" is
 unambiguous: PostgreSQL takes a transaction-scoped advisory lock; SQLite runs every transaction as
 BEGIN IMMEDIATE (settings), which already admits one writer at a time. docs/audit.md explains more.
 """
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import ipaddress
 import json
 import math
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -33,6 +37,7 @@ HASHED_FIELDS = (
     "guest",
     "guest_uuid",
     "hypervisor",
+    "target_hypervisor",
     "migration_id",
     "params",
     "outcome",
@@ -72,9 +77,11 @@ def row_content(row: dict[str, Any]) -> dict[str, Any]:
     return content
 
 
-def compute_hash(content: dict[str, Any], prev_hash: str) -> str:
+def compute_hash(content: dict[str, Any], prev_hash: str, key: str | None = None) -> str:
+    """HMAC-SHA256 of the canonical content and the previous hash, keyed with settings.AUDIT_KEY."""
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((canonical + "\n" + prev_hash).encode()).hexdigest()
+    secret = (settings.AUDIT_KEY if key is None else key).encode()
+    return hmac.new(secret, (canonical + "\n" + prev_hash).encode(), hashlib.sha256).hexdigest()
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -99,6 +106,7 @@ def audit_record(
     guest: str = "",
     guest_uuid: str = "",
     hypervisor: str = "",
+    target_hypervisor: str = "",
     migration_id: int | None = None,
     params: dict | None = None,
     outcome: str = "ok",
@@ -108,7 +116,12 @@ def audit_record(
 
     Call it inside the transaction of the change it describes, so the row exists iff the change does;
     called outside one it opens its own. `actor` is a User (or None / AnonymousUser for the system).
+    `hypervisor` is the host concerned (a guest migration's source), `target_hypervisor` a move's target;
+    the list's hypervisor filter matches either. `outcome` is one of AuditEvent.Outcome (a programming
+    error otherwise: the filter offers only those, so any other word would be unfindable).
     """
+    if outcome not in AuditEvent.Outcome.values:
+        raise ValueError(f"audit outcome {outcome!r} is not one of {AuditEvent.Outcome.values}")
     user = actor if getattr(actor, "is_authenticated", False) else None
     event = AuditEvent(
         actor=user,
@@ -118,6 +131,7 @@ def audit_record(
         guest=_clean_text(guest, 255),
         guest_uuid=_clean_text(guest_uuid, 36),
         hypervisor=_clean_text(hypervisor, 255),
+        target_hypervisor=_clean_text(target_hypervisor, 255),
         migration_id=int(migration_id) if migration_id is not None else None,
         params=_jsonable(params or {}),
         outcome=_clean_text(outcome, 16),
@@ -131,7 +145,22 @@ def audit_record(
         event.created_at = timezone.now()
         event.hash = event_hash(event)
         event.save(force_insert=True)
+        every = settings.AUDIT_ANCHOR_EVERY
+        if every > 0 and event.pk % every == 0:
+            # Anchor the head outside the database once this row is committed (accounts.anchor).
+            transaction.on_commit(_anchor_quietly)
     return event
+
+
+def _anchor_quietly() -> None:
+    from accounts.anchor import append_anchor
+
+    try:
+        append_anchor()
+    except OSError as err:  # the schedule retries; an audit write must not fail on the log file
+        import logging
+
+        logging.getLogger(__name__).warning("could not append the audit anchor: %s", err)
 
 
 def request_ip(request) -> str:

@@ -19,8 +19,10 @@ class AuditEvent(models.Model):
       which is why `actor_username` is kept and `actor_id` is not hashed);
     * rows are written only by `accounts.audit.audit_record`, inside the transaction of the change they
       describe, one writer at a time, so `id` order is chain order;
-    * `hash` = sha256(canonical JSON of the row's content + `prev_hash`) and `prev_hash` is the previous
-      row's `hash` ("" for the first row): `manage.py audit verify` checks both.
+    * `hash` = HMAC-SHA256(settings.AUDIT_KEY, canonical JSON of the row's content + `prev_hash`) and
+      `prev_hash` is the previous row's `hash` ("" for the first row): `manage.py audit verify` checks both;
+    * `hypervisor` is the host concerned (a guest migration's source), `target_hypervisor` a move's target;
+    * `outcome` is always one of `Outcome` (audit_record refuses anything else).
     """
 
     class Outcome(models.TextChoices):
@@ -39,6 +41,8 @@ class AuditEvent(models.Model):
     guest = models.CharField(max_length=255, blank=True)
     guest_uuid = models.CharField(max_length=36, blank=True)
     hypervisor = models.CharField(max_length=255, blank=True)
+    # db_default: adding the column to a big table is instant, and rows inserted by SQL get "" too.
+    target_hypervisor = models.CharField(max_length=255, blank=True, db_default="")
     migration_id = models.BigIntegerField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
     outcome = models.CharField(max_length=16, default=Outcome.OK)
@@ -59,13 +63,15 @@ class AuditEvent(models.Model):
             models.Index(fields=["guest_uuid", "-id"], name="audit_guest_uuid_id"),
             models.Index(fields=["guest", "-id"], name="audit_guest_id"),
             models.Index(fields=["hypervisor", "-id"], name="audit_hypervisor_id"),
+            models.Index(fields=["target_hypervisor", "-id"], name="audit_target_hypervisor_id"),
             models.Index(fields=["outcome", "-id"], name="audit_outcome_id"),
             models.Index(fields=["migration_id", "-id"], name="audit_migration_id"),
         ]
 
     def __str__(self) -> str:
         who = self.actor_username or "system"
-        target = self.guest or self.hypervisor
+        where = f"{self.hypervisor} -> {self.target_hypervisor}" if self.target_hypervisor else self.hypervisor
+        target = self.guest or where
         return f"#{self.pk} {self.action} {who}{' ' + target if target else ''} {self.outcome}"
 
     def get_absolute_url(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import AuditEvent
 
@@ -22,6 +22,7 @@ EXPORT_FIELDS = (
     "guest",
     "guest_uuid",
     "hypervisor",
+    "target_hypervisor",
     "migration_id",
     "outcome",
     "message",
@@ -32,7 +33,14 @@ EXPORT_FIELDS = (
 
 
 def audit_events(filters: dict) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(**filters).order_by("-id")
+    """Rows matching `filters` (AuditFilterForm.filters()), newest first. The hypervisor filter matches
+    a row's host or, for a guest migration, its source or its target."""
+    filters = dict(filters)
+    qs = AuditEvent.objects.all()
+    hypervisor = filters.pop("hypervisor", None)
+    if hypervisor:
+        qs = qs.filter(Q(hypervisor=hypervisor) | Q(target_hypervisor=hypervisor))
+    return qs.filter(**filters).order_by("-id")
 
 
 @dataclass(frozen=True)

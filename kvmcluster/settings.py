@@ -11,16 +11,27 @@ from pathlib import Path
 
 import dj_database_url
 
+from kvmcluster.keys import data_dir, install_key, required_key, sqlite_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("KVMCLUSTER_DATA_DIR", BASE_DIR / "var"))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Holds the SQLite databases and the generated keys: 0700, files 0600 (kvmcluster.keys).
+DATA_DIR = data_dir(Path(os.environ.get("KVMCLUSTER_DATA_DIR", BASE_DIR / "var")))
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 PRODUCTION = bool(DATABASE_URL or REDIS_URL)
 
 DEBUG = os.environ.get("KVMCLUSTER_DEBUG", "0" if PRODUCTION else "1") == "1"
-SECRET_KEY = os.environ.get("KVMCLUSTER_SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+# Production takes both keys from the environment and refuses to start without real ones (django-q2
+# signs pickled tasks with SECRET_KEY); the embedded profile generates each once per install.
+# AUDIT_KEY keys the audit hash chain (HMAC, docs/audit.md); it is separate from SECRET_KEY so rotating
+# one never touches the other, and it is never stored in the database.
+if PRODUCTION:
+    SECRET_KEY = required_key("KVMCLUSTER_SECRET_KEY")
+    AUDIT_KEY = required_key("KVMCLUSTER_AUDIT_KEY", distinct_from={"KVMCLUSTER_SECRET_KEY": SECRET_KEY})
+else:
+    SECRET_KEY = os.environ.get("KVMCLUSTER_SECRET_KEY") or install_key(DATA_DIR / "secret.key")
+    AUDIT_KEY = os.environ.get("KVMCLUSTER_AUDIT_KEY") or install_key(DATA_DIR / "audit.key")
 ALLOWED_HOSTS = os.environ.get("KVMCLUSTER_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -87,7 +98,8 @@ _SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_
 def _sqlite(name: str) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / name,
+        # Created 0600 before SQLite opens it; SQLite gives its -wal/-shm files the database's mode.
+        "NAME": sqlite_file(DATA_DIR / name),
         # WAL lets the web process read while the worker writes; IMMEDIATE avoids the
         # "database is locked" upgrade deadlock between two writers.
         "OPTIONS": {"init_command": _SQLITE_INIT, "transaction_mode": "IMMEDIATE", "timeout": 20},
@@ -197,6 +209,10 @@ if REDIS_URL:
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
 # Where the local two-host lab keeps its state (hosts/lab).
 KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
+# The audit chain's head is anchored outside the database (docs/audit.md): a signed line is appended to
+# this file every AUDIT_ANCHOR_EVERY rows and by the django-q2 schedule "audit-anchor".
+AUDIT_ANCHOR_FILE = Path(os.environ.get("KVMCLUSTER_AUDIT_ANCHOR_FILE", DATA_DIR / "audit-anchors.log"))
+AUDIT_ANCHOR_EVERY = int(os.environ.get("KVMCLUSTER_AUDIT_ANCHOR_EVERY", "100"))
 # Seconds between scheduled inventory refreshes of every hypervisor.
 INVENTORY_REFRESH_SECONDS = int(os.environ.get("KVMCLUSTER_REFRESH_SECONDS", "5"))
 # Seconds a libvirt connect or call may take before the host counts as unreachable.

@@ -228,7 +228,8 @@ def migration_request(
         source_ip=source_ip,
         guest=guest.name,
         guest_uuid=str(guest.uuid),
-        hypervisor=f"{source.name} -> {target.name}",
+        hypervisor=source.name,
+        target_hypervisor=target.name,
     )
     params = {"kind": kind, "options": opts, "preflight": items, "source": source.name, "target": target.name}
     if pf.verdict(items) == "blocked":
@@ -325,6 +326,7 @@ def _job_audit(job: MigrationJob, actor, source_ip: str, **extra) -> dict:
         guest=job.guest_name,
         guest_uuid=str(job.guest_uuid),
         hypervisor=job.source.name,
+        target_hypervisor=job.target.name,
         migration_id=job.pk,
         **extra,
     )
@@ -354,7 +356,7 @@ def migration_set_bandwidth(*, job: MigrationJob, mibps: int, actor, source_ip: 
     try:
         driver.set_max_speed(job.source.uri, str(job.guest_uuid), int(mibps))
     except DriverError as err:
-        audit_record(action="migration.bandwidth_changed", outcome="error", message=err.message, **audit)
+        audit_record(action="migration.bandwidth_changed", outcome="failed", message=err.message, **audit)
         raise MigrationError(f"libvirt refused the new bandwidth: {err.message}") from err
     with transaction.atomic():
         MigrationJob.objects.filter(pk=job.pk).update(bandwidth_mibps=int(mibps))
@@ -375,7 +377,7 @@ def migration_switch_postcopy(*, job: MigrationJob, actor, source_ip: str = "") 
     try:
         driver.start_postcopy(job.source.uri, str(job.guest_uuid))
     except DriverError as err:
-        audit_record(action="migration.postcopy", outcome="error", message=err.message, **audit)
+        audit_record(action="migration.postcopy", outcome="failed", message=err.message, **audit)
         raise MigrationError(f"libvirt refused post-copy: {err.message}") from err
     with transaction.atomic():
         MigrationJob.objects.filter(pk=job.pk).update(postcopy_started=True, phase=Phase.POSTCOPY)

@@ -2,6 +2,8 @@
 # `make run`: bring up the local lab, the database and demo accounts, then web (daphne) + worker
 # (django-q2). Ctrl-C or TERM stops web, worker and the lab (the lab only if this script started it).
 set -euo pipefail
+# Logs, collected static files and anything else this run creates are private to its user.
+umask 077
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 ADDR=${KVMCLUSTER_ADDR:-127.0.0.1}

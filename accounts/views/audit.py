@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts import selectors
-from accounts.audit import event_hash
+from accounts.chain import link_status
 from accounts.forms import AuditFilterForm
 from accounts.models import AuditEvent
 from accounts.permissions import require_perm
@@ -52,7 +52,8 @@ def audit_detail(request, pk: int):
     event = get_object_or_404(AuditEvent, pk=pk)
     context = {
         "event": event,
-        "hash_ok": event_hash(event) == event.hash,
+        # The badge checks the chain link (previous row's hash + this row's HMAC), not only the row.
+        "chain": link_status(event),
         "params_json": json.dumps(event.params, indent=2, sort_keys=True, ensure_ascii=False),
         "previous": AuditEvent.objects.filter(id__lt=pk).order_by("-id").values_list("id", flat=True).first(),
         "next": AuditEvent.objects.filter(id__gt=pk).order_by("id").values_list("id", flat=True).first(),

@@ -114,7 +114,8 @@ def _audit_kw(job: MigrationJob, actor=None) -> dict:
         actor=actor if actor is not None else job.requested_by,
         guest=job.guest_name,
         guest_uuid=str(job.guest_uuid),
-        hypervisor=f"{job.source.name} -> {job.target.name}",
+        hypervisor=job.source.name,
+        target_hypervisor=job.target.name,
         migration_id=job.pk,
     )
 
@@ -170,7 +171,7 @@ def settle(
             params["where_guest_is"] = where
         audit_record(
             action="migration.reconciled" if reconciled else f"migration.{state.value}",
-            outcome="error" if state == State.FAILED else "ok",
+            outcome="failed" if state == State.FAILED else "ok",
             params=params,
             message={State.SUCCEEDED: where_text, State.CANCELLED: error or where_text}.get(
                 state, f"{error} — guest: {where_text}"

@@ -47,7 +47,8 @@ def claim(job_id: int) -> MigrationJob | None:
                 actor=job.requested_by,
                 guest=job.guest_name,
                 guest_uuid=str(job.guest_uuid),
-                hypervisor=f"{job.source.name} -> {job.target.name}",
+                hypervisor=job.source.name,
+                target_hypervisor=job.target.name,
                 migration_id=job.pk,
                 params={"worker": owner_id()},
             )

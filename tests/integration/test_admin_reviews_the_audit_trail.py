@@ -126,7 +126,7 @@ def test_detail_page_shows_everything_and_the_hash_check(viewer, trail):
     body = response.content.decode()
     assert response.status_code == 200
     assert "olga" in body and "web01" in body and UUID in body and "#42" in body and "hv-b" in body
-    assert "content matches its hash" in body
+    assert "linked in the chain and matches its hash" in body and "content matches its keyed hash" in body
     assert "/audit/?migration=42" in body  # every row of that guest migration, one click away
     assert viewer.get(reverse("audit-detail", args=[10**9])).status_code == 404
 

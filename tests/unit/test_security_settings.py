@@ -13,6 +13,12 @@ CODE = (
     " 'validators': [v['NAME'].rsplit('.', 1)[1] for v in s.AUTH_PASSWORD_VALIDATORS]}))"
 )
 
+# Production refuses to start without its two keys (tests/unit/test_settings_keys.py).
+KEYS = {
+    "KVMCLUSTER_SECRET_KEY": "t3st-s3cret-key-0123456789-abcdefghijklmnop",
+    "KVMCLUSTER_AUDIT_KEY": "t3st-audit-key-9876543210-qrstuvwxyzABCDEF",
+}
+
 
 def _settings(**env) -> dict:
     clean = {
@@ -23,12 +29,13 @@ def _settings(**env) -> dict:
 
 
 def test_production_profile_has_secure_cookies_and_hsts():
-    s = _settings(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0")
+    s = _settings(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0", **KEYS)
     assert s["secure"] and s["csrf_secure"] and s["httponly"] and s["hsts"] >= 31536000
 
 
 def test_every_profile_sends_a_content_security_policy_and_checks_passwords():
-    for s in (_settings(), _settings(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://h:6379/0")):
+    prod = {"DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://h:6379/0", **KEYS}
+    for s in (_settings(), _settings(**prod)):
         mw = s["mw"]
         assert "accounts.middleware.ContentSecurityPolicyMiddleware" in mw
         assert mw.index("django.contrib.auth.middleware.LoginRequiredMiddleware") > mw.index(

@@ -10,6 +10,12 @@ CODE = (
     "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], sorted(s.Q_CLUSTER))"
 )
 
+# Production refuses to start without its two keys (tests/unit/test_settings_keys.py).
+KEYS = {
+    "KVMCLUSTER_SECRET_KEY": "t3st-s3cret-key-0123456789-abcdefghijklmnop",
+    "KVMCLUSTER_AUDIT_KEY": "t3st-audit-key-9876543210-qrstuvwxyzABCDEF",
+}
+
 
 def _settings_line(**env) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -24,6 +30,6 @@ def test_embedded_profile_needs_no_server():
 
 
 def test_production_profile_uses_postgres_and_redis():
-    line = _settings_line(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0")
+    line = _settings_line(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0", **KEYS)
     assert line.startswith("django.db.backends.postgresql channels_redis.core.RedisChannelLayer")
     assert "'redis'" in line and "'orm'" not in line
