@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import math
 from typing import Any
@@ -164,13 +163,8 @@ def _anchor_quietly() -> None:
 
 
 def request_ip(request) -> str:
-    """The client's address as the server saw it (REMOTE_ADDR, normalized); "" if absent or malformed.
+    """The client's address (normalized; "" if absent or malformed). X-Forwarded-For counts only from a
+    configured trusted proxy (accounts.clientip): otherwise it is whatever the client wants it to be."""
+    from accounts.clientip import client_ip
 
-    X-Forwarded-For is ignored on purpose: it is whatever the client wants it to be unless a trusted
-    proxy sets it, and we deploy without one.
-    """
-    raw = (getattr(request, "META", {}) or {}).get("REMOTE_ADDR", "") or ""
-    try:
-        return str(ipaddress.ip_address(raw.strip()))
-    except ValueError:
-        return ""
+    return client_ip(request)

@@ -98,3 +98,14 @@ def test_request_ip_normalizes_and_ignores_forwarded_headers():
     assert request_ip(Req()) == ""
     Req.META = {"REMOTE_ADDR": "127.0.0.2"}
     assert request_ip(Req()) == "127.0.0.2"
+
+
+def test_audit_rows_name_the_client_behind_a_trusted_proxy_only(settings):
+    from django.test import RequestFactory
+
+    from accounts.audit import request_ip
+
+    behind = RequestFactory().get("/", REMOTE_ADDR="127.0.0.2", HTTP_X_FORWARDED_FOR="127.0.0.77")
+    assert request_ip(behind) == "127.0.0.2"  # no trusted proxy configured: the header is the client's text
+    settings.TRUSTED_PROXIES = ["127.0.0.2/32"]
+    assert request_ip(behind) == "127.0.0.77"
