@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_role_matrix import ENDPOINTS, RULES, _url, objects  # noqa: F401 - objects is a fixture
@@ -54,6 +55,20 @@ GET_PARAMS: dict[str, list[str]] = {
 }
 # fmt: on
 
+# The REST API's GET routes (their permissions are in tests/integration/test_api.py): url name -> (the
+# object key its <pk> takes, the query parameters its view reads).
+API_GET_PARAMS: dict[str, tuple[str, list[str]]] = {
+    "api-storage-server-list": ("", ["cursor", "page_size"]),
+    "api-storage-server-detail": ("storage", []),
+    "api-hypervisor-list": ("", ["cursor", "page_size"]),
+    "api-hypervisor-detail": ("hypervisor", []),
+    "api-guest-list": ("", ["q", "hypervisor", "power", "cursor", "page_size"]),
+    "api-guest-detail": ("guest", []),
+    "api-guest-targets-list": ("guest", READINESS),
+    "api-migration-list": ("", ["guest", "state", "cursor", "page_size"]),
+    "api-migration-detail": ("migration", []),
+}
+
 junk = st.one_of(
     st.text(max_size=80),
     st.text(max_size=10).map(lambda s: s + "\x00"),
@@ -70,6 +85,10 @@ def _get_endpoints() -> list[str]:
 def test_every_get_endpoint_lists_its_parameters():
     missing = [name for name in _get_endpoints() if name not in GET_PARAMS]
     assert not missing, f"add the GET parameters of {', '.join(missing)} to GET_PARAMS in {__file__}"
+    from test_api import API_RULES
+
+    api_gets = {name for name, rules in API_RULES.items() if any(method == "GET" for method, *_ in rules)}
+    assert api_gets == set(API_GET_PARAMS), f"API_GET_PARAMS in {__file__} must list {sorted(api_gets)}"
 
 
 @pytest.fixture
@@ -92,6 +111,24 @@ def test_junk_get_parameters_never_give_a_server_error(objects, admin_client, na
         assert response.status_code < 500, (url, params, response.status_code)
         if response.status_code == 400:
             assert response.content.strip(), "a 400 must say why"
+
+    check()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(API_GET_PARAMS))
+def test_junk_api_query_parameters_never_give_a_server_error(objects, admin_client, name):  # noqa: F811
+    key, names = API_GET_PARAMS[name]
+    kwarg = "guest_pk" if name == "api-guest-targets-list" else "pk"
+    url = reverse(name, kwargs={kwarg: objects[key]} if key else None)
+
+    @SETTINGS
+    @given(params=st.dictionaries(st.sampled_from(names or ["x"]), junk, max_size=len(names or ["x"])))
+    def check(params):
+        response = admin_client.get(url, params)
+        assert response.status_code < 500, (url, params, response.status_code)
+        if response.status_code >= 400:
+            assert response.json()["detail"], "an API refusal is a problem document that says why"
 
     check()
 
