@@ -95,4 +95,4 @@ def test_admin_creates_operator_then_audits_it(browser, live_server_url, account
     table.get_by_role("link").first.click()
     expect(admin.get_by_role("heading", level=1)).to_contain_text("auth.login")
     expect(admin.locator("dl.facts").first).to_contain_text("127.0.0.1")
-    expect(admin.locator("[id$=-chain]")).to_contain_text("content matches its hash")
+    expect(admin.locator("[id$=-chain]")).to_contain_text("linked in the chain and matches its hash")

@@ -80,7 +80,7 @@ def test_admin_creates_operator_who_migrates_and_the_audit_shows_it(
     params = admin.locator("[id$=-params]")
     expect(params).to_contain_text("hv-b")
     expect(params).to_contain_text(re.compile(r"preflight|checks", re.I))
-    expect(admin.locator("[id$=-chain]")).to_contain_text("content matches its hash")
+    expect(admin.locator("[id$=-chain]")).to_contain_text("linked in the chain and matches its hash")
 
     # The completion row links back to the guest migration's timeline.
     admin.go_back()
