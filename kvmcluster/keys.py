@@ -87,11 +87,13 @@ def install_key(path: Path) -> str:
             fh.write(secrets.token_urlsafe(50) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():  # empty or truncated: replace it (it was never a usable key)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        # Read what was published, ours or another process's. Only a file that is still not a usable
+        # key (empty or truncated, never a key anyone used) is replaced. Deciding that from the first
+        # read instead let a process overwrite a key another one had just published and was using.
+        if len(path.read_text().strip()) < MIN_KEY_LENGTH:
             os.replace(tmp, path)
-        else:
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -141,3 +141,13 @@ def test_an_existing_open_data_directory_is_tightened(tmp_path):
     (data / "kvmcluster.sqlite3").touch(mode=0o644)
     assert _start(data).returncode == 0
     assert _mode(data) == 0o700 and _mode(data / "kvmcluster.sqlite3") == 0o600
+
+
+def test_an_empty_key_file_is_replaced_by_a_real_key(tmp_path):
+    from kvmcluster.keys import MIN_KEY_LENGTH, install_key
+
+    path = tmp_path / "secret.key"
+    path.write_text("")
+    key = install_key(path)
+    assert len(key) >= MIN_KEY_LENGTH and path.read_text().strip() == key
+    assert install_key(path) == key  # and it is kept from then on
