@@ -25,25 +25,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["KVMCLUSTER_ALLOW_TEST_URIS"] = "1"  # the create path's two hosts are libvirt's test driver
 
-from bench.topology import LARGE_PER_HOST, add_guests, measure, operator_client, p95, setup_django  # noqa: E402
-
-HOSTS = 100
-
-
-def make_hosts():
-    from hosts.models import Hypervisor, StorageServer
-
-    nfs = StorageServer.objects.create(name="nfs1", address="127.0.0.1", export_path="/srv/images")
-    local = StorageServer.objects.create(
-        name="scratch", address="localhost", export_path="/s", mount_path="/scratch", protocol="local"
-    )
-    hosts = Hypervisor.objects.bulk_create(
-        Hypervisor(name=f"hv-{i:03d}", uri=f"qemu+tcp://127.1.{i // 250}.{i % 250 + 1}/system", state="online", cpus=64)
-        for i in range(HOSTS)
-    )
-    for h in hosts:
-        h.storage_servers.add(nfs)
-    return hosts, nfs, local
+from bench.topology import (  # noqa: E402
+    HOSTS,
+    LARGE_PER_HOST,
+    add_guests,
+    make_hosts,
+    measure,
+    operator_client,
+    p95,
+    setup_django,
+)
 
 
 def create_path(client, data_dir: str, runs: int) -> list[float]:

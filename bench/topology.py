@@ -61,14 +61,14 @@ def operator_client():
 def make_hosts():
     from hosts.models import Hypervisor, StorageServer
 
-    nfs = StorageServer.objects.create(name="nfs1", address="10.0.0.5", export_path="/srv/images")
+    nfs = StorageServer.objects.create(name="nfs1", address="127.0.0.1", export_path="/srv/images")
     local = StorageServer.objects.create(
         name="scratch", address="localhost", export_path="/scratch", mount_path="/scratch", protocol="local"
     )
     hosts = Hypervisor.objects.bulk_create(
         Hypervisor(
             name=f"hv-{i:03d}",
-            uri=f"qemu+tcp://10.1.{i // 250}.{i % 250 + 1}/system",
+            uri=f"qemu+tcp://127.1.{i // 250}.{i % 250 + 1}/system",  # never opened: the rows are data
             state="online" if i % 17 else "offline",
             last_error="" if i % 17 else "unable to connect to server: Connection refused",
             cpus=64,

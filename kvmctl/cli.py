@@ -84,9 +84,9 @@ def cmd_migrate(api: Client, args) -> object:
         "allow_postcopy": args.postcopy,
         "compressed": args.compress,
     }
-    body = {
-        "guest": _guest_id(api, args.guest),
-        "target": "auto" if args.target == "auto" else _host_id(api, args.target),
+    body = {  # the API takes ids or names (and "auto") and says which one it could not find
+        "guest": args.guest,
+        "target": args.target,
         "kind": "offline" if args.offline else "live",
         "options": {k: v for k, v in options.items() if v not in (None, False)},
     }

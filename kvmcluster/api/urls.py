@@ -1,4 +1,4 @@
-"""/api/v1/: the REST API, one more thin interface over the same services (STYLE 11).
+"""/api/v1/: the REST API, one more thin interface over the same services as the pages (docs/api.md).
 
 The schema and its Swagger UI / Redoc pages (vendored by drf-spectacular-sidecar, no CDN) are for
 signed-in users; everything answers 401/403 as problem documents, never with the login page.
