@@ -22,6 +22,19 @@ def _test_driver_allowed():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer object. channels-redis keeps its receive lock on the layer,
+    bound to the event loop of the first receive; a socket a test left open keeps that lock alive after
+    the test's loop is gone, and the next test's receive then fails with "bound to a different event
+    loop". Dropping the layer object (not the Redis data) keeps tests from reaching each other's loops."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_libvirt_connections():
     """test:/// hosts are loaded from their file on open; tests rewrite files, so never reuse."""
     libvirt_driver.close_all()
