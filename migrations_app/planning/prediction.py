@@ -1,0 +1,136 @@
+"""Will a move converge, and how long will it take? Predicted before anything moves (pure: plain numbers in).
+
+A live move copies guest memory in passes. The first pass sends the memory in use; every later pass sends
+what the guest dirtied during the pass before it. A pass is short when the one before was short, so the
+remaining data shrinks pass after pass when the guest dirties memory more slowly than the link sends it,
+and QEMU stops the guest for the switch-over once the rest fits in the allowed downtime. When the guest
+dirties as fast as the link sends, the passes never shrink: only auto-converge (QEMU throttles the
+guest's vCPUs harder each pass) or post-copy (the guest runs on the target and pulls the pages it still
+lacks) end the move.
+
+The model simulates exactly that, pass by pass, with three facts about QEMU's behaviour:
+- what one pass can leave dirty is bounded by the working set the guest rewrites (at most its memory);
+- auto-converge starts throttling once a pass leaves at least half of what it sent dirty again, at 20 %
+  and 10 % more each pass up to 99 % (QEMU's cpu-throttle-initial / -increment / max defaults);
+- post-copy switches after the first full pass; what is left is then pulled at link speed while the guest
+  runs, and the guest pauses only for the switch itself.
+Constants a move costs beside the memory (setting up the target, the final handshake) come from moves
+measured on the lab (docs/migrations.md); bench/prediction.py checks the whole model against real moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# QEMU's default max downtime when the operator leaves it unset.
+DEFAULT_MAX_DOWNTIME_MS = 300
+# Beside the memory: connecting, starting the target QEMU, the final handshake and verification.
+SETUP_S = 0.45
+# What the switch-over itself costs beyond sending the last dirty pages (device state, resuming).
+SWITCHOVER_MS = 25.0
+# QEMU's auto-converge defaults (migrate-set-parameters cpu-throttle-initial / -increment, and its max).
+THROTTLE_INITIAL = 0.20
+THROTTLE_STEP = 0.10
+THROTTLE_MAX = 0.99
+# QEMU starts throttling when a pass leaves this share of what it sent dirty again.
+THROTTLE_TRIGGER = 0.5
+# A move still copying after this many passes is called non-converging (QEMU itself would go on forever).
+MAX_PASSES = 30
+# The link speed assumed when none is known yet (no past move between the pair and no cap): about what a
+# 1 GbE migration link carries. The Migrate form says when this default is the one in use.
+DEFAULT_LINK_MIBPS = 112.0
+
+
+@dataclass(frozen=True)
+class MoveInputs:
+    """What a live move's prediction needs, in MiB and MiB/s."""
+
+    memory_mib: float  # guest memory in use: the first pass sends this
+    dirty_mibps: float  # how fast the guest dirties memory (0 for an idle guest)
+    link_mibps: float  # what the link between the two hosts carries, or the operator's cap
+    max_downtime_ms: int = DEFAULT_MAX_DOWNTIME_MS
+    auto_converge: bool = False
+    allow_postcopy: bool = False
+    working_set_mib: float | None = None  # what the guest rewrites; None = its whole memory
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The verdict shown before a move and stored with its job: `via` is how it ends ("as is",
+    "auto-converge", "post-copy") or "" when it will not converge; `reason` says why in one line."""
+
+    converges: bool
+    via: str
+    passes: int
+    total_s: float
+    downtime_ms: float
+    reason: str
+
+    def summary(self) -> str:
+        if not self.converges:
+            return f"will not converge: {self.reason}"
+        how = "" if self.via == "as is" else f" with {self.via}"
+        return f"≈ {self.total_s:.1f} s, {self.passes} pass{'es' if self.passes != 1 else ''}, converges{how}"
+
+
+def predict_live(m: MoveInputs) -> Prediction:
+    """Simulate the passes of a live move. Tries the move as is, then with the options the operator
+    allowed (auto-converge, post-copy), and returns the first way that converges, or why none does."""
+    if m.link_mibps <= 0:
+        return Prediction(False, "", 0, 0.0, 0.0, "no link speed known")
+    plain = _precopy(m, throttle=False)
+    if plain.converges or not (m.auto_converge or m.allow_postcopy):
+        return plain
+    if m.auto_converge:
+        throttled = _precopy(m, throttle=True)
+        if throttled.converges:
+            return throttled
+    if m.allow_postcopy:
+        return _postcopy(m)
+    return Prediction(False, "", plain.passes, plain.total_s, 0.0, plain.reason + "; even auto-converge does not")
+
+
+def predict_offline(
+    memory_mib: float, disk_copy_mib: float = 0.0, link_mibps: float = DEFAULT_LINK_MIBPS
+) -> Prediction:
+    """An offline move sends no memory: the definition (and any disk not on shared storage) moves, and the
+    guest is down from its shutdown to its start on the target, which this does not count."""
+    seconds = SETUP_S + (disk_copy_mib / link_mibps if link_mibps > 0 else 0.0)
+    return Prediction(True, "offline", 0, seconds, 0.0, "the guest is shut off: only its definition moves")
+
+
+def _precopy(m: MoveInputs, *, throttle: bool) -> Prediction:
+    link = m.link_mibps
+    budget_mib = link * m.max_downtime_ms / 1000.0  # what fits in the allowed pause
+    working_set = min(m.working_set_mib if m.working_set_mib is not None else m.memory_mib, m.memory_mib)
+    to_send = m.memory_mib
+    elapsed = 0.0
+    throttled = 0.0
+    for passes in range(1, MAX_PASSES + 1):
+        seconds = to_send / link
+        elapsed += seconds
+        dirty_rate = m.dirty_mibps * (1.0 - throttled)
+        left = min(dirty_rate * seconds, working_set)
+        if left <= budget_mib:
+            downtime = left / link * 1000.0 + SWITCHOVER_MS
+            via = "auto-converge" if throttled else "as is"
+            reason = f"the guest dirties {m.dirty_mibps:g} MiB/s, the link sends {link:g} MiB/s"
+            return Prediction(True, via, passes, SETUP_S + elapsed + left / link, downtime, reason)
+        if throttle and left >= THROTTLE_TRIGGER * to_send:
+            throttled = THROTTLE_INITIAL if not throttled else min(THROTTLE_MAX, throttled + THROTTLE_STEP)
+        to_send = left
+    reason = (
+        f"dirty rate {m.dirty_mibps:g} MiB/s against {link:g} MiB/s: {to_send:.0f} MiB stays dirty each pass, "
+        f"more than the {m.max_downtime_ms} ms pause can send"
+    )
+    return Prediction(False, "", MAX_PASSES, SETUP_S + elapsed, 0.0, reason)
+
+
+def _postcopy(m: MoveInputs) -> Prediction:
+    """One full pass, then the switch: the guest runs on the target and the pages it dirtied during the
+    first pass are pulled after it, at link speed."""
+    first = m.memory_mib / m.link_mibps
+    working_set = min(m.working_set_mib if m.working_set_mib is not None else m.memory_mib, m.memory_mib)
+    pulled = min(m.dirty_mibps * first, working_set)
+    reason = "post-copy ends any move: after one pass the guest runs on the target"
+    return Prediction(True, "post-copy", 1, SETUP_S + first + pulled / m.link_mibps, SWITCHOVER_MS, reason)

@@ -1,0 +1,75 @@
+"""Predicting a live move before it starts: converge or not, by which option, passes, time and downtime."""
+
+import pytest
+
+from migrations_app.planning.prediction import (
+    MAX_PASSES,
+    SETUP_S,
+    MoveInputs,
+    predict_live,
+    predict_offline,
+)
+
+
+def test_an_idle_guest_moves_in_one_pass_at_link_speed():
+    p = predict_live(MoveInputs(memory_mib=160, dirty_mibps=0, link_mibps=16))
+    assert p.converges and p.via == "as is" and p.passes == 1
+    assert p.total_s == pytest.approx(SETUP_S + 10.0)
+    assert p.downtime_ms < 100
+
+
+def test_a_guest_dirtying_half_the_link_converges_in_a_few_shrinking_passes():
+    p = predict_live(MoveInputs(memory_mib=160, dirty_mibps=8, link_mibps=16))
+    assert p.converges and p.via == "as is"
+    assert 2 <= p.passes <= 8
+    # each pass sends half the one before: 10 s + 5 s + 2.5 s ... stays under twice the first pass
+    assert SETUP_S + 10.0 < p.total_s < SETUP_S + 20.0
+    assert p.downtime_ms <= 300 + 25
+
+
+def test_a_guest_dirtying_faster_than_the_link_is_predicted_not_to_converge_and_says_why():
+    p = predict_live(MoveInputs(memory_mib=160, dirty_mibps=40, link_mibps=16))
+    assert not p.converges and p.via == ""
+    assert p.passes == MAX_PASSES
+    assert "40 MiB/s" in p.reason and "16 MiB/s" in p.reason
+    assert p.summary().startswith("will not converge")
+
+
+def test_a_small_rewritten_buffer_bigger_than_the_pause_still_stalls():
+    """The lab's stall: a 24 MiB buffer rewritten faster than a 4 MiB/s link: every pass resends it."""
+    p = predict_live(MoveInputs(memory_mib=150, dirty_mibps=8, link_mibps=4, working_set_mib=24))
+    assert not p.converges
+
+
+def test_a_small_buffer_that_fits_the_pause_converges_even_when_rewritten_fast():
+    p = predict_live(MoveInputs(memory_mib=150, dirty_mibps=400, link_mibps=100, working_set_mib=20))
+    assert p.converges  # 20 MiB at 100 MiB/s is 200 ms, inside the 300 ms pause
+
+
+def test_auto_converge_rescues_a_move_the_plain_copy_cannot_end():
+    inputs = dict(memory_mib=160, dirty_mibps=24, link_mibps=16)
+    assert not predict_live(MoveInputs(**inputs)).converges
+    p = predict_live(MoveInputs(**inputs, auto_converge=True))
+    assert p.converges and p.via == "auto-converge"
+    assert "auto-converge" in p.summary()
+
+
+def test_post_copy_ends_any_move_after_one_pass():
+    p = predict_live(MoveInputs(memory_mib=160, dirty_mibps=400, link_mibps=16, allow_postcopy=True))
+    assert p.converges and p.via == "post-copy" and p.passes == 1
+    assert p.downtime_ms < 100
+
+
+def test_a_longer_allowed_pause_ends_sooner():
+    short = predict_live(MoveInputs(memory_mib=512, dirty_mibps=30, link_mibps=100, max_downtime_ms=50))
+    long = predict_live(MoveInputs(memory_mib=512, dirty_mibps=30, link_mibps=100, max_downtime_ms=1000))
+    assert long.passes < short.passes and long.total_s < short.total_s
+
+
+def test_no_known_link_is_no_prediction():
+    assert not predict_live(MoveInputs(memory_mib=10, dirty_mibps=0, link_mibps=0)).converges
+
+
+def test_an_offline_move_sends_no_memory():
+    p = predict_offline(memory_mib=4096)
+    assert p.converges and p.via == "offline" and p.downtime_ms == 0 and p.total_s == pytest.approx(SETUP_S)
