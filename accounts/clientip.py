@@ -30,6 +30,12 @@ def _parse(raw: str):
         return None
 
 
+def from_trusted_proxy(address: str) -> bool:
+    """Is `address` (the peer that connected to us) one of the configured reverse proxies?"""
+    peer = _parse(address)
+    return peer is not None and any(peer in net for net in _networks())
+
+
 def client_ip(request) -> str:
     """Normalized client address; "" if absent or malformed."""
     meta = getattr(request, "META", {}) or {}

@@ -171,7 +171,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+# collectstatic writes here; a reverse proxy serving them directly needs a directory it may read
+# (the data directory is private to the service user): KVMCLUSTER_STATIC_ROOT (docs/deploy.md).
+STATIC_ROOT = Path(os.environ.get("KVMCLUSTER_STATIC_ROOT", DATA_DIR / "staticfiles"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if PRODUCTION:
@@ -195,6 +197,14 @@ LOGIN_IP_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_IP_MAX_FAILURES", "
 LOGIN_UNKNOWN_MAX_FAILURES = int(os.environ.get("KVMCLUSTER_LOGIN_UNKNOWN_MAX_FAILURES", "50"))
 # Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or networks).
 TRUSTED_PROXIES = [p for p in os.environ.get("KVMCLUSTER_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# A trusted proxy also says whether the browser's side was https (it ends TLS and talks http to us), so
+# secure cookies, HSTS and the CSRF origin check see the request as the browser made it (docs/deploy.md).
+# Django reads this header from any peer: the web processes listen on loopback behind that proxy.
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("KVMCLUSTER_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
 # The counters live in the cache: Redis in production (shared by every process, atomic incr),
 # per-process local memory in the embedded profile.
 if REDIS_URL:

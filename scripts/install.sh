@@ -17,6 +17,8 @@ APT_PACKAGES=(
   chromium
   # the production profile's servers (already running on CI machines; installed if absent)
   postgresql redis-server
+  # the deployment guide's reverse proxy and its test certificate (tests/scale, docs/deploy.md)
+  nginx openssl
 )
 
 missing=()

@@ -13,58 +13,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _throwaway_postgres(url: str) -> str:
-    """Create (fresh) `<db>_e2e_<pid>` on the configured server and return its URL."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'kvmcluster'}_e2e_{os.getpid()}"
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def _drop_postgres(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+from tests.servers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PYTHON,
+    ROOT,
+    drop_postgres,
+    free_port,
+    stop_group,
+    throwaway_postgres,
+)
 
 
 @dataclass
@@ -101,7 +68,7 @@ def server_env(tmp_path_factory) -> ServerEnv:
     env.update(kvmlab.client_env())
     db_url = env.get("DATABASE_URL")
     if db_url:
-        env["DATABASE_URL"] = _throwaway_postgres(db_url)
+        env["DATABASE_URL"] = throwaway_postgres(db_url)
     if env.get("REDIS_URL"):
         env["KVMCLUSTER_CHANNEL_PREFIX"] = f"kvmcluster-e2e-{os.getpid()}"
     server = ServerEnv(env=env, data_dir=data_dir)
@@ -110,24 +77,14 @@ def server_env(tmp_path_factory) -> ServerEnv:
         server.run("manage.py", "migrate", "--database", "channels", "--noinput")
     yield server
     if db_url:
-        _drop_postgres(env["DATABASE_URL"])
+        drop_postgres(env["DATABASE_URL"])
     shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _stop_group(proc: subprocess.Popen, timeout: float) -> None:
-    """Stop a process started with start_new_session (its own group: only it and its children), by PID."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture
 def live_server_url(server_env: ServerEnv):
     """Start daphne on a free loopback port; stop it (by its PID) after the test."""
-    port = _free_port()
+    port = free_port()
     log = open(server_env.data_dir / "server.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -151,7 +108,7 @@ def live_server_url(server_env: ServerEnv):
             pytest.fail(f"server did not start:\n{(server_env.data_dir / 'server.log').read_text()}")
         time.sleep(0.3)
     yield url
-    _stop_group(proc, timeout=15)
+    stop_group(proc, timeout=15)
     log.close()
 
 
@@ -168,7 +125,7 @@ def worker(server_env):
         start_new_session=True,
     )
     yield proc
-    _stop_group(proc, timeout=20)  # the cluster we started and its forked workers
+    stop_group(proc, timeout=20)  # the cluster we started and its forked workers
     log.close()
     print("worker log (tail):", (server_env.data_dir / "worker.log").read_text()[-4000:])  # shown on failure
 
