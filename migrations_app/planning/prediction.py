@@ -134,3 +134,42 @@ def _postcopy(m: MoveInputs) -> Prediction:
     pulled = min(m.dirty_mibps * first, working_set)
     reason = "post-copy ends any move: after one pass the guest runs on the target"
     return Prediction(True, "post-copy", 1, SETUP_S + first + pulled / m.link_mibps, SWITCHOVER_MS, reason)
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A figure a prediction used, and where it came from, said the way the form shows it."""
+
+    value: float
+    source: str
+
+
+# Past moves between the same two hosts that the link speed is learned from (the most recent ones).
+LINK_SAMPLES = 5
+# A dirty-rate measurement older than this is stale: the guest's workload may have changed.
+DIRTY_RATE_MAX_AGE_S = 15 * 60
+
+
+def link_speed(recent_throughputs_mibps: list[float], cap_mibps: int = 0) -> Sourced:
+    """The operator's cap when one is set (a move never goes faster); else the median throughput of the
+    last moves between the pair; else the stated default."""
+    if cap_mibps > 0:
+        return Sourced(float(cap_mibps), f"the {cap_mibps} MiB/s cap")
+    recent = sorted(t for t in recent_throughputs_mibps[:LINK_SAMPLES] if t > 0)
+    if recent:
+        mid = len(recent) // 2
+        median = recent[mid] if len(recent) % 2 else (recent[mid - 1] + recent[mid]) / 2
+        return Sourced(median, f"median of the last {len(recent)} move(s) between these hosts")
+    return Sourced(DEFAULT_LINK_MIBPS, f"no move between these hosts yet: assumed {DEFAULT_LINK_MIBPS:g} MiB/s (1 GbE)")
+
+
+def dirty_rate(
+    measured_mibps: float | None, measured_age_s: float | None, last_move_mibps: float | None
+) -> Sourced | None:
+    """libvirt's own measurement (page sampling) while fresh; else what the guest's last move saw; else
+    nothing (the form then says the prediction lacks it)."""
+    if measured_mibps is not None and measured_age_s is not None and measured_age_s <= DIRTY_RATE_MAX_AGE_S:
+        return Sourced(measured_mibps, f"measured by libvirt {measured_age_s / 60:.0f} min ago")
+    if last_move_mibps is not None:
+        return Sourced(last_move_mibps, "seen during the guest's last move")
+    return None

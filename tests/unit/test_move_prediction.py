@@ -73,3 +73,21 @@ def test_no_known_link_is_no_prediction():
 def test_an_offline_move_sends_no_memory():
     p = predict_offline(memory_mib=4096)
     assert p.converges and p.via == "offline" and p.downtime_ms == 0 and p.total_s == pytest.approx(SETUP_S)
+
+
+def test_the_link_speed_is_the_cap_then_the_median_of_past_moves_then_the_stated_default():
+    from migrations_app.planning.prediction import DEFAULT_LINK_MIBPS, link_speed
+
+    assert link_speed([90, 100], cap_mibps=16).value == 16
+    learned = link_speed([90, 100, 300, 80])
+    assert learned.value == 95 and "median of the last 4" in learned.source
+    assert link_speed([]).value == DEFAULT_LINK_MIBPS and "assumed" in link_speed([]).source
+
+
+def test_the_dirty_rate_comes_from_a_fresh_measurement_else_the_last_move():
+    from migrations_app.planning.prediction import dirty_rate
+
+    assert dirty_rate(16.0, 120, 30.0).source == "measured by libvirt 2 min ago"
+    stale = dirty_rate(16.0, 3600, 30.0)
+    assert stale.value == 30.0 and stale.source == "seen during the guest's last move"
+    assert dirty_rate(None, None, None) is None
