@@ -8,7 +8,7 @@ import json
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent
 from hosts.models import Guest, Hypervisor
@@ -94,6 +94,9 @@ def test_tokens_are_issued_listed_and_revoked_with_audit_rows():
     listing = io.StringIO()
     call_command("api_token", "list", stdout=listing)
     prefix = listing.getvalue().split()[0]
+    assert listing.getvalue().rstrip().endswith("never used")
+    with pytest.raises(CommandError, match="1..3650 days"):
+        call_command("api_token", "create", "cli-admin", "--days", "0", stdout=io.StringIO(), stderr=io.StringIO())
     assert out.getvalue().strip().startswith(prefix) and out.getvalue().strip() not in listing.getvalue()
     call_command("api_token", "revoke", prefix, stdout=io.StringIO())
     assert [r.action for r in AuditEvent.objects.order_by("id")][-2:] == ["api_token.created", "api_token.revoked"]
