@@ -7,6 +7,7 @@ Audit events are read-only (Perm.VIEW_AUDIT, as the page). Users and roles are f
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
@@ -71,10 +72,18 @@ class FormatIsAFilter(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-AUDIT_FILTERS = [
-    OpenApiParameter(name, OpenApiTypes.DATETIME if name in ("since", "until") else OpenApiTypes.STR, required=False)
-    for name in AuditFilterForm.base_fields
-]
+def _schema_param(name: str, field) -> OpenApiParameter:
+    """One of the audit form's fields as a documented query parameter (type, choices, help)."""
+    kind = {forms.DateTimeField: OpenApiTypes.DATETIME, forms.IntegerField: OpenApiTypes.INT}.get(
+        type(field), OpenApiTypes.STR
+    )
+    choices = [value for value, _ in getattr(field, "choices", []) if value] or None
+    return OpenApiParameter(
+        name, kind, required=False, enum=choices, description=str(field.help_text or field.label or name)
+    )
+
+
+AUDIT_FILTERS = [_schema_param(name, field) for name, field in AuditFilterForm.base_fields.items()]
 
 
 def _audit_filters(request) -> dict:
