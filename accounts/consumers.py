@@ -18,6 +18,8 @@ A refused connect is closed before the handshake completes (the client sees HTTP
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
@@ -45,6 +47,30 @@ def _scope_ip(scope) -> str:
 class _Meta:
     def __init__(self, meta: dict):
         self.META = meta
+
+
+_open_lock = threading.Lock()
+_open: Counter[str] = Counter()
+
+
+def open_sockets() -> dict[str, int]:
+    """Accepted websockets of THIS process, by consumer class (for /metrics: the web process that
+    serves it holds the sockets in a single-process deployment; docs/metrics.md)."""
+    with _open_lock:
+        return dict(_open)
+
+
+def _opened(consumer) -> None:
+    with _open_lock:
+        _open[type(consumer).__name__] += 1
+    consumer._counted = True
+
+
+def _closed(consumer) -> None:
+    if getattr(consumer, "_counted", False):
+        consumer._counted = False
+        with _open_lock:
+            _open[type(consumer).__name__] -= 1
 
 
 def _check(scope, perm: Perm) -> bool:
@@ -107,6 +133,7 @@ class PermissionCheckedMixin:
         left = await database_sync_to_async(_session_seconds_left)(self.scope)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
         await self.accept()
+        _opened(self)
         self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
 
@@ -117,6 +144,7 @@ class PermissionCheckedMixin:
         """Hook: leave the consumer's own groups."""
 
     async def disconnect(self, code):
+        _closed(self)
         if getattr(self, "_expiry", None) is not None:
             self._expiry.cancel()
         if self._user_group:
@@ -141,6 +169,7 @@ class SyncPermissionCheckedMixin:
         self._user_group = user_group(user.pk)
         async_to_sync(self.channel_layer.group_add)(self._user_group, self.channel_name)
         self.accept()
+        _opened(self)
         self.on_authorized()
 
     def on_authorized(self) -> None:
@@ -150,6 +179,7 @@ class SyncPermissionCheckedMixin:
         """Hook: leave the consumer's own groups."""
 
     def disconnect(self, code):
+        _closed(self)
         if self._user_group:
             async_to_sync(self.channel_layer.group_discard)(self._user_group, self.channel_name)
             self.on_disconnect(code)

@@ -151,3 +151,10 @@ class AuditFilterForm(forms.Form):
         if data.get("until"):
             lookups["created_at__lte"] = data["until"]
         return lookups
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token for yourself: how long it lives and a note to recognise it by."""
+
+    days = forms.IntegerField(min_value=1, max_value=3650, initial=90, label="Valid for (days)")
+    note = forms.CharField(required=False, max_length=200, help_text="Optional: what the token is for.")

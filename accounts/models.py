@@ -96,3 +96,18 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}@{self.source_ip} failures={self.failures}"
+
+
+class ApiTokenUse(models.Model):
+    """When an API token (django-rest-knox's AuthToken, which records no use) last authenticated a request.
+
+    Invariant: written only by `accounts.tokens.api_token_used`, at most once a minute per token (the
+    time shown to people, not a per-request log); goes with its token when the token is revoked or expires.
+    """
+
+    token = models.OneToOneField("knox.AuthToken", primary_key=True, on_delete=models.CASCADE, related_name="use")
+    last_used_at = models.DateTimeField()
+    last_used_ip = models.CharField(max_length=45, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.token.token_key} used {self.last_used_at:%Y-%m-%d %H:%M}"

@@ -214,3 +214,24 @@ class WorkerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at:%H:%M:%S}"
+
+
+class InventoryRefreshStats(models.Model):
+    """How one hypervisor's inventory refreshes went, for /metrics (count, failures, time spent).
+
+    Invariant: written only by hosts.services.inventory.refresh_hypervisor, by F() increments, so the
+    counters never go back (a stale Hypervisor object saved by a form cannot overwrite them: they live
+    in their own row); deleted with its hypervisor.
+    """
+
+    hypervisor = models.OneToOneField(
+        Hypervisor, primary_key=True, on_delete=models.CASCADE, related_name="refresh_stats"
+    )
+    refreshes = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0, help_text="Refreshes that could not reach libvirt.")
+    duration_ms_total = models.PositiveBigIntegerField(default=0)
+    last_duration_ms = models.PositiveIntegerField(default=0)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.hypervisor_id}: {self.refreshes} refreshes, {self.failures} failed"

@@ -20,7 +20,12 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.utils import floatToGoString
 
 from accounts.audit import request_ip
@@ -114,6 +119,51 @@ class ClusterCollector:
         audit = CounterMetricFamily("kvmcluster_audit_rows", "Rows in the append-only audit trail.")
         audit.add_metric([], AuditEvent.objects.count())
         yield audit
+
+        yield from _inventory_refreshes()
+        yield _websockets()
+
+
+def _inventory_refreshes():
+    """From the row the inventory service keeps per host (hosts.InventoryRefreshStats): the worker's
+    watcher does the refreshes, this process only reads what it wrote."""
+    from hosts.models import InventoryRefreshStats
+
+    took = SummaryMetricFamily(
+        "kvmcluster_inventory_refresh_seconds", "Inventory refreshes of each hypervisor and the time they took.",
+        labels=["hypervisor"],
+    )  # fmt: skip
+    failed = CounterMetricFamily(
+        "kvmcluster_inventory_refresh_failures",
+        "Inventory refreshes that could not reach the hypervisor's libvirt.",
+        labels=["hypervisor"],
+    )
+    last = GaugeMetricFamily(
+        "kvmcluster_inventory_refresh_last_seconds", "How long each hypervisor's last refresh took.",
+        labels=["hypervisor"],
+    )  # fmt: skip
+    rows = InventoryRefreshStats.objects.values_list(
+        "hypervisor__name", "refreshes", "failures", "duration_ms_total", "last_duration_ms"
+    ).order_by("hypervisor__name")
+    for name, refreshes, failures, total_ms, last_ms in rows:
+        took.add_metric([name], count_value=refreshes, sum_value=total_ms / 1000)
+        failed.add_metric([name], failures)
+        last.add_metric([name], last_ms / 1000)
+    yield from (took, failed, last)
+
+
+def _websockets() -> GaugeMetricFamily:
+    """Counted in this process (accounts.consumers): right for the one web process that both holds the
+    sockets and serves /metrics; with several web processes each reports its own (docs/metrics.md)."""
+    from accounts.consumers import open_sockets
+
+    family = GaugeMetricFamily(
+        "kvmcluster_websocket_connections", "Open websocket connections in this web process, by consumer.",
+        labels=["consumer"],
+    )  # fmt: skip
+    for consumer, n in sorted(open_sockets().items()):
+        family.add_metric([consumer], n)
+    return family
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

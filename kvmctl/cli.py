@@ -9,7 +9,9 @@ printed), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import re
 import sys
 import time
 
@@ -142,6 +144,35 @@ def cmd_watch(api: Client, args) -> object:
     return job, f"migration #{job['id']}: {job['state']}" + (f": {job['error']}" if job["error"] else "")
 
 
+AGO = re.compile(r"(\d{1,6})([smhdw])")
+AGO_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def since_time(text: str, now: dt.datetime | None = None) -> str:
+    """`--since 2h` (s/m/h/d/w ago) or a date/time as the API takes it (ISO 8601; naive means UTC)."""
+    ago = AGO.fullmatch(text.strip())
+    if ago:
+        now = now or dt.datetime.now(dt.UTC)
+        return (now - dt.timedelta(**{AGO_UNITS[ago[2]]: int(ago[1])})).isoformat(timespec="seconds")
+    return text
+
+
+def cmd_audit(api: Client, args) -> object:
+    filters = {
+        "since": since_time(args.since) if args.since else None,
+        "until": since_time(args.until) if args.until else None,
+        "actor": args.user,
+        "action": args.action,
+        "outcome": args.outcome,
+        "guest": args.guest,
+        "hypervisor": args.host,
+        "migration": args.migration,
+    }
+    rows = api.first("audit-events/", args.limit, **filters)
+    columns = ["id", "created_at", "actor_username", "action", "guest", "hypervisor", "outcome", "message"]
+    return rows, table(rows, columns)
+
+
 def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict:
     try:
         return _follow(api, job_id, quiet, interval)
@@ -206,6 +237,17 @@ def parser() -> argparse.ArgumentParser:
     b = verb(top, "bandwidth", cmd_bandwidth, "change a running move's bandwidth cap")
     b.add_argument("id", type=int), b.add_argument("mibps", type=int)
     verb(top, "postcopy", cmd_postcopy, "switch a running live move to post-copy").add_argument("id", type=int)
+    a = verb(top, "audit", cmd_audit, "the audit trail, newest first (filters as on the audit page)")
+    a.add_argument("--since", help="2h, 30m, 7d ... ago, or a date/time (ISO 8601, UTC)")
+    a.add_argument("--until", help="as --since")
+    (
+        a.add_argument("--user", help="who did it (username)"),
+        a.add_argument("--action", help='exact, or a prefix: "migration."'),
+    )
+    a.add_argument("--outcome", choices=["ok", "failed", "refused", "pending"])
+    a.add_argument("--guest", help="name or UUID"), a.add_argument("--host", help="hypervisor name")
+    a.add_argument("--migration", type=int, metavar="ID")
+    a.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     verb(top, "watch", cmd_watch, "follow a guest migration until it ends").add_argument("id", type=int)
     return p
 

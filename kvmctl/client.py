@@ -45,6 +45,15 @@ class Client:
             rows.extend(page["results"])
         return rows
 
+    def first(self, path: str, limit: int, **params) -> list:
+        """At most `limit` rows of a paginated list, newest first (a big list is not read to its end)."""
+        page = self.get(path, page_size=min(limit, 500), **params)
+        rows = list(page["results"])
+        while page.get("next") and len(rows) < limit:
+            page = self._call("GET", page["next"])
+            rows.extend(page["results"])
+        return rows[:limit]
+
     def _call(self, method: str, path: str, **kwargs) -> dict | list:
         response = self._http.request(method, path, **kwargs)
         if response.is_error:

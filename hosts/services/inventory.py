@@ -12,16 +12,18 @@ Invariants kept here:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from hosts.drivers import libvirt_driver as driver
 from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo
-from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, StorageServer
+from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, InventoryRefreshStats, StorageServer
 
 log = logging.getLogger(__name__)
 
@@ -240,15 +242,43 @@ def _announce(hypervisor_id: int, guest_ids: list[int]) -> None:
 
 def refresh_hypervisor(hypervisor: Hypervisor) -> RefreshResult:
     """Ask one host for its facts and guests and record them. Never raises for libvirt trouble."""
+    started = time.monotonic()
     try:
         info = driver.host_info(hypervisor.uri)
         domains = driver.list_domains(hypervisor.uri)
     except DriverError as err:
         log.warning("refresh of %s failed: %s", hypervisor.name, err.message)
         mark_unreachable(hypervisor, err)
+        _record_refresh(hypervisor.pk, started, failed=True)
         return RefreshResult(hypervisor.name, online=False, error=err.message)
     apply_host_facts(hypervisor, info, domains, frozenset(_gone_from_owner(hypervisor, domains)))
+    _record_refresh(hypervisor.pk, started, failed=False)
     return RefreshResult(hypervisor.name, online=True, guests=len(domains))
+
+
+def _record_refresh(hypervisor_id: int, started: float, failed: bool) -> None:
+    """Count the refresh and its time for /metrics (one UPDATE; the row is created on the first)."""
+    ms = int((time.monotonic() - started) * 1000)
+    bump = {
+        "refreshes": F("refreshes") + 1,
+        "failures": F("failures") + int(failed),
+        "duration_ms_total": F("duration_ms_total") + ms,
+        "last_duration_ms": ms,
+        "last_refresh_at": timezone.now(),
+    }
+    stats = InventoryRefreshStats.objects.filter(hypervisor_id=hypervisor_id)
+    if stats.update(**bump):
+        return
+    try:
+        _, created = InventoryRefreshStats.objects.get_or_create(
+            hypervisor_id=hypervisor_id,
+            defaults={"refreshes": 1, "failures": int(failed), "duration_ms_total": ms, "last_duration_ms": ms,
+                      "last_refresh_at": timezone.now()},
+        )  # fmt: skip
+    except IntegrityError:  # the hypervisor was deleted while it was being refreshed
+        return
+    if not created:  # another refresh of this host created it first
+        stats.update(**bump)
 
 
 def _refresh_in_thread(hypervisor: Hypervisor) -> RefreshResult:

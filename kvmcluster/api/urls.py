@@ -8,6 +8,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import api as accounts_api
 from hosts import api as hosts_api
 from migrations_app import api as migrations_api
 
@@ -19,6 +20,9 @@ router.register("hypervisors", hosts_api.HypervisorViewSet, basename="api-hyperv
 router.register("guests", hosts_api.GuestViewSet, basename="api-guest")
 router.register("migrations", migrations_api.MigrationViewSet, basename="api-migration")
 router.register(r"guests/(?P<guest_pk>\d+)/targets", migrations_api.GuestTargetsViewSet, basename="api-guest-targets")
+router.register("audit-events", accounts_api.AuditEventViewSet, basename="api-audit-event")
+router.register("users", accounts_api.UserViewSet, basename="api-user")
+router.register("roles", accounts_api.RoleViewSet, basename="api-role")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

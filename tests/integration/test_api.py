@@ -36,6 +36,15 @@ API_RULES = {
     "api-migration-cancel": [("POST", Perm.RUN_MIGRATIONS, "migration", 202)],
     "api-migration-bandwidth": [("POST", Perm.RUN_MIGRATIONS, "migration", 400)],
     "api-migration-postcopy": [("POST", Perm.RUN_MIGRATIONS, "migration", 409)],
+    "api-audit-event-list": [("GET", Perm.VIEW_AUDIT, "", 200)],
+    "api-audit-event-detail": [("GET", Perm.VIEW_AUDIT, "audit", 200)],
+    "api-audit-event-export": [("GET", Perm.VIEW_AUDIT, "", 200)],
+    "api-user-list": [("GET", Perm.MANAGE_USERS, "", 200), ("POST", Perm.MANAGE_USERS, "", 400)],
+    "api-user-detail": [("GET", Perm.MANAGE_USERS, "user", 200)],
+    "api-user-role": [("POST", Perm.MANAGE_USERS, "user", 400)],
+    "api-user-deactivate": [("POST", Perm.MANAGE_USERS, "user", 200)],
+    "api-user-reactivate": [("POST", Perm.MANAGE_USERS, "user", 200)],
+    "api-role-list": [("GET", Perm.MANAGE_USERS, "", 200)],
 }
 SCHEMA_PAGES = ("api-schema", "api-docs", "api-redoc")
 
@@ -60,7 +69,11 @@ def objects():
     job = MigrationJob.objects.create(
         guest=guest, guest_name=guest.name, guest_uuid=guest.uuid, source=source, target=target, state="queued"
     )
+    from accounts.audit import audit_record
+
     return {
+        "user": make_user("api-target", "viewer", password=None).pk,
+        "audit": audit_record(action="test.api").pk,
         "storage": storage.pk,
         "hypervisor": source.pk,
         "guest": guest.pk,

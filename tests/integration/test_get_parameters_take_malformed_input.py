@@ -20,7 +20,8 @@ from tests.integration.accounts_support import make_user
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 PAGING = ["page"]
 READINESS = ["kind", "target", "compressed", "shutdown_first", "start_on_target"]
-AUDIT = ["actor", "action", "guest", "hypervisor", "outcome", "migration", "since", "until", "before", "after"]
+AUDIT_FILTERS = ["actor", "action", "guest", "hypervisor", "outcome", "migration", "since", "until"]
+AUDIT = [*AUDIT_FILTERS, "before", "after"]
 
 # fmt: off
 GET_PARAMS: dict[str, list[str]] = {
@@ -51,6 +52,8 @@ GET_PARAMS: dict[str, list[str]] = {
     "audit-list":            [*AUDIT, *PAGING],
     "audit-export":          [*AUDIT, "format"],
     "audit-detail":          [],
+    "token-list":            [],
+    "token-revoke":          [],
     "metrics":               [],
 }
 # fmt: on
@@ -67,6 +70,12 @@ API_GET_PARAMS: dict[str, tuple[str, list[str]]] = {
     "api-guest-targets-list": ("guest", READINESS),
     "api-migration-list": ("", ["guest", "state", "cursor", "page_size"]),
     "api-migration-detail": ("migration", []),
+    "api-audit-event-list": ("", [*AUDIT_FILTERS, "cursor", "page_size"]),
+    "api-audit-event-detail": ("audit", []),
+    "api-audit-event-export": ("", [*AUDIT_FILTERS, "format"]),
+    "api-user-list": ("", ["cursor", "page_size"]),
+    "api-user-detail": ("user", []),
+    "api-role-list": ("", []),
 }
 
 junk = st.one_of(

@@ -8,7 +8,7 @@ import json
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent
 from hosts.models import Guest, Hypervisor
@@ -94,6 +94,41 @@ def test_tokens_are_issued_listed_and_revoked_with_audit_rows():
     listing = io.StringIO()
     call_command("api_token", "list", stdout=listing)
     prefix = listing.getvalue().split()[0]
+    assert listing.getvalue().rstrip().endswith("never used")
+    with pytest.raises(CommandError, match="1..3650 days"):
+        call_command("api_token", "create", "cli-admin", "--days", "0", stdout=io.StringIO(), stderr=io.StringIO())
     assert out.getvalue().strip().startswith(prefix) and out.getvalue().strip() not in listing.getvalue()
     call_command("api_token", "revoke", prefix, stdout=io.StringIO())
     assert [r.action for r in AuditEvent.objects.order_by("id")][-2:] == ["api_token.created", "api_token.revoked"]
+
+
+def test_audit_lists_the_trail_through_the_api_with_filters(kvmctl, cluster):
+    from accounts.audit import audit_record
+
+    op = make_user("cli-other", "operator", password=None)
+    audit_record(action="migration.failed", actor=op, guest="test", outcome="failed", message="no route\x1b[2J")
+    audit_record(action="guest.start_requested", actor=op, guest="db01")
+    code, out, err = kvmctl("audit", "--since", "1h")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["id", "created_at", "actor_username", "action"]
+    assert lines[1].split()[3] == "guest.start_requested"  # newest first
+    assert "\x1b" not in out and "no route?[2J" in out  # host-made text cannot drive the terminal
+    code, out, _ = kvmctl("audit", "--user", "cli-other", "--outcome", "failed", "--json")
+    assert code == 0 and [(r["action"], r["guest"]) for r in json.loads(out)] == [("migration.failed", "test")]
+    assert json.loads(kvmctl("audit", "--guest", "db01", "--json")[1])[0]["action"] == "guest.start_requested"
+    assert kvmctl("audit", "--since", "2000-01-01", "--until", "2000-01-02", "--json")[1].strip() == "[]"
+    assert len(json.loads(kvmctl("audit", "--limit", "1", "--json")[1])) == 1
+    code, _, err = kvmctl("audit", "--since", "last tuesday")
+    assert code == 1 and "since" in err  # the API's form names the field
+
+
+def test_audit_since_takes_durations_ago():
+    import datetime as dt
+
+    from kvmctl.cli import since_time
+
+    now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    assert since_time("90m", now) == "2026-12-02T08:30:00+00:00"
+    assert since_time("2d", now) == "2026-11-30T10:00:00+00:00"
+    assert since_time("2026-12-01T00:00", now) == "2026-12-01T00:00"

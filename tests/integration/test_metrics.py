@@ -51,3 +51,60 @@ def test_other_addresses_need_the_bearer_token(settings):
     assert refused.status_code == 403 and "KVMCLUSTER_METRICS_TOKEN" in refused.content.decode()
     assert outside.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
     assert outside.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code == 200
+
+
+def test_inventory_refresh_counts_time_and_failures(tmp_path):
+    """Refreshes run in the worker; the web process reads what the inventory service wrote per host."""
+    from hosts.services import inventory
+    from tests.libvirt_nodes import NodeDomain, write_node
+
+    good = Hypervisor.objects.create(name="r-ok", uri=write_node(tmp_path / "a.xml", [NodeDomain("web01")]))
+    bad = Hypervisor.objects.create(name="r-bad", uri=write_node(tmp_path / "b.xml", []))
+    (tmp_path / "b.xml").unlink()  # libvirt's test driver cannot open it: an unreachable host
+    inventory.refresh_all()
+    inventory.refresh_all([bad.pk])
+    m = scrape(Client(REMOTE_ADDR="127.0.0.1"))
+    assert m[("kvmcluster_inventory_refresh_seconds_count", (("hypervisor", "r-ok"),))] == 1
+    assert m[("kvmcluster_inventory_refresh_seconds_count", (("hypervisor", "r-bad"),))] == 2
+    assert m[("kvmcluster_inventory_refresh_failures_total", (("hypervisor", "r-bad"),))] == 2
+    assert m[("kvmcluster_inventory_refresh_failures_total", (("hypervisor", "r-ok"),))] == 0
+    assert m[("kvmcluster_inventory_refresh_seconds_sum", (("hypervisor", "r-ok"),))] >= 0
+    stats = good.refresh_stats
+    assert stats.last_refresh_at is not None
+    assert m[("kvmcluster_inventory_refresh_last_seconds", (("hypervisor", "r-ok"),))] == stats.last_duration_ms / 1000
+    Hypervisor.objects.filter(pk=good.pk).update(state="online")  # a form saving the host leaves the counts
+    Hypervisor.objects.get(pk=good.pk).save()
+    assert Hypervisor.objects.get(pk=good.pk).refresh_stats.refreshes == 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+async def test_open_websockets_are_counted_in_the_process_that_serves_metrics():
+    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.db import connections
+
+    from hosts.consumers import TopologyConsumer
+    from tests.integration.accounts_support import make_user
+
+    viewer = await database_sync_to_async(make_user)("m-viewer", "viewer", password=None)
+    nobody = await database_sync_to_async(make_user)("m-nobody", None, password=None)
+    key = ("kvmcluster_websocket_connections", (("consumer", "TopologyConsumer"),))
+    count = database_sync_to_async(lambda: scrape(Client(REMOTE_ADDR="127.0.0.1")).get(key, 0))
+    before = await count()
+
+    def socket(user) -> WebsocketCommunicator:
+        communicator = WebsocketCommunicator(TopologyConsumer.as_asgi(), "/ws/topology/")
+        communicator.scope["user"] = user
+        return communicator
+
+    sockets = [socket(viewer), socket(viewer)]
+    for s in sockets:
+        assert (await s.connect())[0]
+    assert await count() == before + 2
+    assert (await socket(nobody).connect())[0] is False
+    assert await count() == before + 2  # a refused socket never counts
+    for s in sockets:
+        await s.disconnect()
+    assert await count() == before
+    await sync_to_async(connections.close_all)()

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from knox.models import AuthToken
 
 from accounts.roles import ROLES, Perm
 
@@ -78,6 +79,9 @@ RULES: dict[str, Rule] = {
     "user-role":                  Rule(Perm.MANAGE_USERS, get=200, post=400, kwargs="user"),
     "user-deactivate":            Rule(Perm.MANAGE_USERS, get=200, post=302, kwargs="user"),
     "user-reactivate":            Rule(Perm.MANAGE_USERS, get=200, post=302, kwargs="user"),
+    # your own API tokens (any signed-in user); another user's token is a 404 (prefixes cannot be probed)
+    "token-list":                 Rule(None, get=200, post=400),
+    "token-revoke":               Rule(None, get=404, post=404, kwargs="api_token"),
     "audit-list":                 Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-export":               Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-detail":               Rule(Perm.VIEW_AUDIT, get=200, post=405, kwargs="audit"),
@@ -145,7 +149,9 @@ def objects(db):
     target = Hypervisor.objects.create(name="matrix-b", uri="test:///default?b")
     guest = Guest.objects.create(uuid=uuid.uuid4(), name="matrix-g1", hypervisor=source)
     out = {"storage": storage.pk, "hypervisor": source.pk, "guest": guest.pk}
-    out["user"] = make_user("matrix-target", "viewer", password=None).pk
+    target_user = make_user("matrix-target", "viewer", password=None)
+    out["user"] = target_user.pk
+    out["api_token"] = AuthToken.objects.create(user=target_user)[0].token_key
     out["audit"] = audit_record(action="test.matrix").pk
     out["migration"] = _migration(guest, source, target)
     out["static"] = "css/app.css"

@@ -1,4 +1,5 @@
-"""`manage.py api_token create USER [--days N]` prints a new API token once; `list`; `revoke PREFIX`."""
+"""`manage.py api_token create USER [--days N]` prints a new API token once; `list` (with last use);
+`revoke PREFIX`. The same services as the tokens page (accounts.tokens)."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -27,8 +28,6 @@ class Command(BaseCommand):
             user = get_user_model().objects.filter(username=options["username"]).first()
             if user is None:
                 raise CommandError(f"no user {options['username']!r}")
-            if not 1 <= options["days"] <= 3650:
-                raise CommandError("--days must be 1..3650")
             try:
                 token, text = api_token_create(user=user, days=options["days"], note=options["note"])
             except ValueError as err:
@@ -36,11 +35,13 @@ class Command(BaseCommand):
             self.stdout.write(text)
             self.stderr.write(f"token {token.token_key} for {user.username}, expires {token.expiry:%Y-%m-%d}")
         elif subcommand == "list":
-            tokens = AuthToken.objects.select_related("user").order_by("created")
+            tokens = AuthToken.objects.select_related("user", "use").order_by("created")
             if options.get("username"):
                 tokens = tokens.filter(user__username=options["username"])
             for t in tokens:
-                self.stdout.write(f"{t.token_key}  {t.user.username}  expires {t.expiry:%Y-%m-%d}")
+                use = getattr(t, "use", None)
+                used = f"last used {use.last_used_at:%Y-%m-%d %H:%M} UTC" if use else "never used"
+                self.stdout.write(f"{t.token_key}  {t.user.username}  expires {t.expiry:%Y-%m-%d}  {used}")
         else:
             try:
                 count = api_token_revoke(prefix=options["prefix"])
