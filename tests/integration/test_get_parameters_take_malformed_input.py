@@ -51,6 +51,11 @@ GET_PARAMS: dict[str, list[str]] = {
     "audit-list":            [*AUDIT, *PAGING],
     "audit-export":          [*AUDIT, "format"],
     "audit-detail":          [],
+    "notification-target-list":   [],
+    "notification-target-create": [],
+    "notification-target-detail": [],
+    "notification-target-edit":   [],
+    "notification-target-delete": [],
     "metrics":               [],
 }
 # fmt: on
