@@ -319,6 +319,24 @@ def test_a_failed_guest_migration_calls_the_webhook(loopback_allowed, receiver, 
     assert data["state"] == "failed" and data["error"] == "unable to connect to the target"
 
 
+def test_a_requested_guest_migration_is_announced(loopback_allowed, receiver, world, enqueued, monkeypatch):
+    from migrations_app.orchestrator import facts
+
+    a, b, g = world
+    Guest.objects.filter(pk=g.pk).update(migrating=False)
+    webhook(receiver.url, ["migration.requested"])
+    monkeypatch.setattr(facts, "checklist", lambda *args: [])  # no libvirt here: an empty, passing checklist
+    monkeypatch.setattr(migrations, "_enqueue", lambda job_id: None)
+    operator = make_user("notif-operator", "operator", password=None)
+
+    job = migrations.migration_request(guest=g, target=b, kind="live", options={}, actor=operator)
+
+    delivery = Delivery.objects.get()
+    assert delivery.event == "migration.requested"
+    assert delivery.payload["data"]["migration"]["id"] == job.pk
+    assert delivery.payload["summary"] == f"A guest migration was requested: web01 hv-a → hv-b (#{job.pk})"
+
+
 def test_a_host_going_offline_is_notified(loopback_allowed, receiver, world, enqueued):
     a, _, _ = world
     webhook(receiver.url, ["host.offline", "host.online"])
