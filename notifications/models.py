@@ -69,6 +69,9 @@ class Delivery(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a task for the next attempt was enqueued: the retry schedule enqueues a due delivery once, not
+    # again each minute while the workers are busy (a task that was lost is enqueued again after a lease).
+    queued_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -17,7 +17,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -116,7 +116,15 @@ def notify(event: str, data: dict, occurred_at: dt.datetime | None = None) -> li
     with transaction.atomic():
         rows = Delivery.objects.bulk_create(
             [
-                Delivery(target=t, event=event, event_id=body["id"], payload=body, next_attempt_at=now, created_at=now)
+                Delivery(
+                    target=t,
+                    event=event,
+                    event_id=body["id"],
+                    payload=body,
+                    next_attempt_at=now,
+                    queued_at=now,
+                    created_at=now,
+                )
                 for t in targets
             ]
         )
@@ -143,11 +151,24 @@ def enqueue(delivery_id: int) -> None:
     _enqueue(delivery_id)
 
 
+def _due(now: dt.datetime):
+    not_queued = Q(queued_at__isnull=True) | Q(queued_at__lt=now - dt.timedelta(seconds=LEASE_SECONDS))
+    return Delivery.objects.filter(not_queued, status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+
+
 def due_deliveries(now: dt.datetime | None = None, limit: int = 200) -> list[int]:
-    """Ids of pending deliveries whose next attempt is due (the retry schedule enqueues them)."""
+    """Ids of pending deliveries whose next attempt is due and not already handed to a worker."""
+    return list(_due(now or timezone.now()).order_by("next_attempt_at", "id").values_list("pk", flat=True)[:limit])
+
+
+def enqueue_due(now: dt.datetime | None = None, limit: int = 200) -> list[int]:
+    """Hand every due attempt to a worker, once: each is marked queued by compare-and-set first, so two
+    runs of the retry schedule never enqueue the same attempt twice."""
     now = now or timezone.now()
-    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
-    return list(due.order_by("next_attempt_at", "id").values_list("pk", flat=True)[:limit])
+    queued = [pk for pk in due_deliveries(now, limit) if _due(now).filter(pk=pk).update(queued_at=now)]
+    for pk in queued:
+        enqueue(pk)
+    return queued
 
 
 def _claim(delivery: Delivery, now: dt.datetime) -> bool:
@@ -178,7 +199,7 @@ def attempt_delivery(delivery_id: int, now: dt.datetime | None = None) -> Delive
     elif result.permanent or attempt >= MAX_ATTEMPTS:
         fields.update(status=Delivery.Status.FAILED, next_attempt_at=None)
     else:
-        fields.update(next_attempt_at=now + dt.timedelta(seconds=RETRY_DELAYS_SECONDS[attempt - 1]))
+        fields.update(next_attempt_at=now + dt.timedelta(seconds=RETRY_DELAYS_SECONDS[attempt - 1]), queued_at=None)
     # Compare-and-set on our own attempt: a late writer never overwrites a later attempt's outcome.
     Delivery.objects.filter(pk=delivery.pk, attempts=attempt, status=Delivery.Status.PENDING).update(**fields)
     if not result.ok:

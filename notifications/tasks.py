@@ -10,7 +10,4 @@ def deliver(delivery_id: int) -> str:
 
 def deliver_due() -> str:
     """The retry schedule ("notifications-retry", every minute): enqueue every attempt that is due."""
-    due = services.due_deliveries()
-    for delivery_id in due:
-        services.enqueue(delivery_id)
-    return f"{len(due)} due"
+    return f"{len(services.enqueue_due())} enqueued"

@@ -10,9 +10,7 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from accounts_support import make_user
@@ -29,42 +27,11 @@ from migrations_app import services as migrations
 from migrations_app.models import MigrationJob
 from notifications import services, signing
 from notifications.models import Delivery, Target
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
 SECRET = "s3cret-shared-with-the-receiver"
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every POST and answers `status`."""
-
-    def __init__(self, port: int = 0, status: int = 204):
-        self.requests: list[tuple] = []
-        self.status = status
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.requests.append((self.headers, body, self.path))
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -147,6 +114,7 @@ def test_a_receiver_that_was_down_gets_the_event_on_a_later_attempt(loopback_all
     target = webhook(f"http://127.0.0.1:{port}/hook", ["host.offline"])
     (delivery_id,) = services.notify("host.offline", host_offline_data())
     start = timezone.now()
+    assert services.enqueue_due(now=start) == []  # its first attempt was enqueued with the event
 
     first = services.attempt_delivery(delivery_id, now=start)
 
@@ -157,7 +125,8 @@ def test_a_receiver_that_was_down_gets_the_event_on_a_later_attempt(loopback_all
     up = Receiver(port=port)
     try:
         later = start + dt.timedelta(seconds=61)
-        assert services.due_deliveries(now=later) == [delivery_id]
+        assert services.enqueue_due(now=later) == [delivery_id]
+        assert services.enqueue_due(now=later) == []  # the next run of the schedule: already handed over
         second = services.attempt_delivery(delivery_id, now=later)
     finally:
         up.close()
