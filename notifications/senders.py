@@ -56,15 +56,17 @@ def post_webhook(url: str, secret: str, payload: dict, delivery_id: int, now: fl
     try:
         # trust_env=False: a proxy from the environment would connect on our behalf, past the address check.
         with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
-            response = client.post(
-                parsed.copy_with(host=str(address)), content=body, headers=headers, extensions=extensions
-            )
+            # Streamed and never read: only the status matters, and a huge answer must not fill memory.
+            with client.stream(
+                "POST", parsed.copy_with(host=str(address)), content=body, headers=headers, extensions=extensions
+            ) as response:
+                status, phrase = response.status_code, response.reason_phrase
     except httpx.HTTPError as err:
         return SendResult(ok=False, error=f"{type(err).__name__}: {err}"[:1000])
-    if 200 <= response.status_code < 300:
-        return SendResult(ok=True, http_status=response.status_code)
-    reason = "redirects are not followed" if 300 <= response.status_code < 400 else response.reason_phrase
-    return SendResult(ok=False, http_status=response.status_code, error=f"HTTP {response.status_code} {reason}")
+    if 200 <= status < 300:
+        return SendResult(ok=True, http_status=status)
+    reason = "redirects are not followed" if 300 <= status < 400 else phrase
+    return SendResult(ok=False, http_status=status, error=f"HTTP {status} {reason}")
 
 
 def send_email(recipients: list[str], payload: dict) -> SendResult:

@@ -67,8 +67,10 @@ def target_create(*, fields: dict, secret: str, actor, source_ip: str = "") -> t
     return target, generated
 
 
-def target_update(*, target: Target, fields: dict, secret: str, actor, source_ip: str = "") -> Target:
-    """Change a target; a blank `secret` keeps the current one."""
+def target_update(*, target: Target, fields: dict, secret: str, actor, source_ip: str = "") -> tuple[Target, str]:
+    """Change a target; a blank `secret` keeps the current one. Returns it and the secret generated when
+    it became a webhook without one ("" otherwise)."""
+    generated = ""
     with transaction.atomic():
         target = Target.objects.select_for_update().get(pk=target.pk)
         before = _audit_params(target)
@@ -77,16 +79,16 @@ def target_update(*, target: Target, fields: dict, secret: str, actor, source_ip
         if secret:
             target.secret = secret
         if target.kind == Target.Kind.WEBHOOK and not target.secret:
-            target.secret = secrets.token_urlsafe(32)
+            target.secret = generated = secrets.token_urlsafe(32)
         target.updated_at = timezone.now()
         target.save()
         audit_record(
             action="notification.target_changed",
             actor=actor,
             source_ip=source_ip,
-            params={**_audit_params(target, secret_changed=bool(secret)), "before": before},
+            params={**_audit_params(target, secret_changed=bool(secret or generated)), "before": before},
         )
-    return target
+    return target, generated
 
 
 def target_delete(*, target: Target, actor, source_ip: str = "") -> None:
@@ -204,4 +206,4 @@ def attempt_delivery(delivery_id: int, now: dt.datetime | None = None) -> Delive
     Delivery.objects.filter(pk=delivery.pk, attempts=attempt, status=Delivery.Status.PENDING).update(**fields)
     if not result.ok:
         log.warning("notification %s to %s, attempt %s: %s", delivery.event, target.name, attempt, result.error)
-    return Delivery.objects.select_related("target").get(pk=delivery.pk)
+    return Delivery.objects.select_related("target").filter(pk=delivery.pk).first()  # None if deleted meanwhile

@@ -51,14 +51,16 @@ def target_edit(request, pk: int):
     target = get_object_or_404(Target, pk=pk)
     form = TargetForm(request.POST or None, instance=target)
     if request.method == "POST" and form.is_valid():
-        services.target_update(
+        target, generated = services.target_update(
             target=target,
             fields=form.target_fields(),
             secret=form.cleaned_data["secret"],
             actor=request.user,
             source_ip=request_ip(request),
         )
-        messages.success(request, f"Saved {form.cleaned_data['name']}.")
+        messages.success(request, f"Saved {target.name}.")
+        if generated:
+            messages.info(request, f"Its shared secret (shown only now, copy it to the receiver): {generated}")
         return redirect(target.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     return render(request, "notifications/target_form.html", {"form": form, "target": target}, status=status)

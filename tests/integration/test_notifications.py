@@ -329,3 +329,15 @@ def test_metrics_count_deliveries_by_outcome(loopback_allowed, receiver, enqueue
 
     assert 'kvmcluster_webhook_deliveries_total{kind="webhook",outcome="delivered"} 1.0' in text
     assert 'kvmcluster_webhook_deliveries_pending{kind="webhook"} 1.0' in text
+
+
+def test_a_redirect_is_not_followed(loopback_allowed, enqueued):
+    moved = Receiver(status=302)
+    try:
+        webhook(moved.url, ["host.offline"])
+        (delivery_id,) = services.notify("host.offline", host_offline_data())
+        delivery = services.attempt_delivery(delivery_id)
+    finally:
+        moved.close()
+    assert (delivery.status, delivery.last_http_status) == ("pending", 302)
+    assert delivery.last_error == "HTTP 302 redirects are not followed" and len(moved.requests) == 1
