@@ -17,6 +17,7 @@ class Perm(StrEnum):
     RUN_MIGRATIONS = "accounts.run_migrations"  # request, cancel and tune guest migrations
     MANAGE_HOSTS = "accounts.manage_hosts"  # hypervisors and storage servers
     MANAGE_USERS = "accounts.manage_users"  # users and their roles
+    MANAGE_NOTIFICATIONS = "accounts.manage_notifications"  # webhook and email targets, their delivery log
 
     @property
     def codename(self) -> str:
@@ -31,11 +32,12 @@ PERMISSION_LABELS: dict[Perm, str] = {
     Perm.RUN_MIGRATIONS: "Can run guest migrations",
     Perm.MANAGE_HOSTS: "Can manage hypervisors and storage",
     Perm.MANAGE_USERS: "Can manage users and roles",
+    Perm.MANAGE_NOTIFICATIONS: "Can manage notification targets",
 }
 
 _VIEWER = {Perm.VIEW_CLUSTER, Perm.VIEW_AUDIT}
 _OPERATOR = _VIEWER | {Perm.REFRESH_INVENTORY, Perm.POWER_GUESTS, Perm.RUN_MIGRATIONS}
-_ADMIN = _OPERATOR | {Perm.MANAGE_HOSTS, Perm.MANAGE_USERS}
+_ADMIN = _OPERATOR | {Perm.MANAGE_HOSTS, Perm.MANAGE_USERS, Perm.MANAGE_NOTIFICATIONS}
 
 ROLES: dict[str, frozenset[Perm]] = {
     "viewer": frozenset(_VIEWER),
@@ -48,7 +50,7 @@ ROLE_ORDER: tuple[str, ...] = ("admin", "operator", "viewer")
 ROLE_LABELS: dict[str, str] = {
     "viewer": "Viewer: sees everything, changes nothing",
     "operator": "Operator: runs guest migrations, refreshes inventory, starts and stops guests",
-    "admin": "Admin: everything, plus hypervisors, storage servers and users",
+    "admin": "Admin: everything, plus hypervisors, storage servers, users and notifications",
 }
 
 

@@ -119,9 +119,31 @@ class ClusterCollector:
         audit = CounterMetricFamily("kvmcluster_audit_rows", "Rows in the append-only audit trail.")
         audit.add_metric([], AuditEvent.objects.count())
         yield audit
-
         yield from _inventory_refreshes()
         yield _websockets()
+        yield from _deliveries()
+
+
+def _deliveries():
+    """Notification deliveries (webhook and email) from their log: ended ones by outcome, and those waiting."""
+    from notifications.models import Delivery, Target
+
+    rows = Delivery.objects.values("target__kind", "status").annotate(n=Count("pk")).order_by()
+    counts = {(row["target__kind"], row["status"]): row["n"] for row in rows}
+    ended = CounterMetricFamily(
+        "kvmcluster_webhook_deliveries",
+        "Notification deliveries that ended, by kind (webhook, email) and outcome (delivered, failed).",
+        labels=["kind", "outcome"],
+    )
+    waiting = GaugeMetricFamily(
+        "kvmcluster_webhook_deliveries_pending", "Notification deliveries waiting for an attempt.", labels=["kind"]
+    )
+    for kind in Target.Kind.values:
+        for outcome in (Delivery.Status.DELIVERED, Delivery.Status.FAILED):
+            ended.add_metric([kind, outcome.value], counts.get((kind, outcome.value), 0))
+        waiting.add_metric([kind], counts.get((kind, Delivery.Status.PENDING.value), 0))
+    yield ended
+    yield waiting
 
 
 def _inventory_refreshes():

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "accounts",
     "hosts",
     "migrations_app",
+    "notifications",
 ]
 if not PRODUCTION:
     INSTALLED_APPS.append("channels_lite")
@@ -266,6 +267,19 @@ KVMCLUSTER_METRICS_TOKEN = os.environ.get("KVMCLUSTER_METRICS_TOKEN", "")
 KVMCLUSTER_METRICS_ALLOW = [
     n.strip() for n in os.environ.get("KVMCLUSTER_METRICS_ALLOW", "127.0.0.0/8,::1/128").split(",") if n.strip()
 ]
+
+# Notifications (docs/notifications.md): networks webhooks may be sent to although they are not public
+# (loopback, private, link-local, ... are refused otherwise), and the SMTP server email goes through.
+KVMCLUSTER_WEBHOOK_ALLOW = [n.strip() for n in os.environ.get("KVMCLUSTER_WEBHOOK_ALLOW", "").split(",") if n.strip()]
+EMAIL_BACKEND = os.environ.get("KVMCLUSTER_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("KVMCLUSTER_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("KVMCLUSTER_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("KVMCLUSTER_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("KVMCLUSTER_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = os.environ.get("KVMCLUSTER_EMAIL_STARTTLS", "0") == "1"
+EMAIL_USE_SSL = os.environ.get("KVMCLUSTER_EMAIL_SSL", "0") == "1"
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = os.environ.get("KVMCLUSTER_EMAIL_FROM", "kvmcluster@localhost")
 
 LIBVIRT_TIMEOUT_SECONDS = float(os.environ.get("KVMCLUSTER_LIBVIRT_TIMEOUT", "5"))
 # Which libvirt URIs may be opened (hosts/drivers/uri.py). libvirt's test driver reads files named in

@@ -15,6 +15,7 @@ urlpatterns = [
     path("migrations/", include("migrations_app.urls")),
     path("", include(migration_guest_urls)),
     path("", include("accounts.urls")),
+    path("notifications/", include("notifications.urls")),
     path("api/v1/", include("kvmcluster.api.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -29,6 +29,7 @@ from migrations_app.choices import SLOT_STATES, TERMINAL_STATES, Kind, Phase, St
 from migrations_app.models import MigrationEvent, MigrationJob
 from migrations_app.orchestrator import facts
 from migrations_app.orchestrator import preflight as pf
+from migrations_app.signals import job_state_changed
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def transition(job_id: int, new: str, *, expected=None, message: str = "", **fie
         if new in TERMINAL_STATES and job.guest_id:
             Guest.objects.filter(pk=job.guest_id).update(migrating=False)
         record_event(job_id, "state", message or f"state → {new}", {"state": new})
+        job_state_changed.send_robust(sender=MigrationJob, job=job, state=new, created=False)
         # The topology shows guests and hosts, not job states: only an ending changes the guest's record.
         transaction.on_commit(lambda: events.push_job(job_id, topology=new in TERMINAL_STATES))
         if new in TERMINAL_STATES or new in (State.CANCELLED,):
@@ -257,6 +259,7 @@ def migration_request(
                     idempotency_key=idempotency_key,
                 )
             Guest.objects.filter(pk=guest.pk).update(migrating=True)
+            job_state_changed.send_robust(sender=MigrationJob, job=job, state=job.state, created=True)
             record_event(
                 job.pk,
                 "state",

@@ -24,6 +24,7 @@ from django.utils import timezone
 from hosts.drivers import libvirt_driver as driver
 from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo
 from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, InventoryRefreshStats, StorageServer
+from hosts.signals import state_changed
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def apply_host_facts(
     hv.bridges = list(info.bridges)
     hv.vcpus_allocated = sum(d.vcpus for d in domains if d.state in ("running", "paused", "blocked"))
     hv.save()
+    state_changed(hv.pk, host_before[0], hv.state)
 
     changed: list[int] = []
     known = {str(g.uuid): g for g in Guest.objects.filter(uuid__in=[d.uuid for d in domains])}
@@ -223,8 +225,10 @@ def mark_unreachable(hypervisor: Hypervisor, error: DriverError) -> None:
     updated = Hypervisor.objects.filter(pk=hypervisor.pk).exclude(state=Hypervisor.State.MAINTENANCE)
     updated.update(state=Hypervisor.State.OFFLINE, last_error=error.message)
     Hypervisor.objects.filter(pk=hypervisor.pk, state=Hypervisor.State.MAINTENANCE).update(last_error=error.message)
-    if Hypervisor.objects.filter(pk=hypervisor.pk).values_list("state", "last_error").first() != before:
+    after = Hypervisor.objects.filter(pk=hypervisor.pk).values_list("state", "last_error").first()
+    if after != before:
         _announce(hypervisor.pk, [])
+        state_changed(hypervisor.pk, before and before[0], after and after[0])
 
 
 def _announce(hypervisor_id: int, guest_ids: list[int]) -> None:

@@ -54,6 +54,11 @@ GET_PARAMS: dict[str, list[str]] = {
     "audit-detail":          [],
     "token-list":            [],
     "token-revoke":          [],
+    "notification-target-list":   [],
+    "notification-target-create": [],
+    "notification-target-detail": [],
+    "notification-target-edit":   [],
+    "notification-target-delete": [],
     "metrics":               [],
 }
 # fmt: on

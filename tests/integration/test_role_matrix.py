@@ -85,6 +85,12 @@ RULES: dict[str, Rule] = {
     "audit-list":                 Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-export":               Rule(Perm.VIEW_AUDIT, get=200, post=405),
     "audit-detail":               Rule(Perm.VIEW_AUDIT, get=200, post=405, kwargs="audit"),
+    # notifications (webhook and email targets, admin only)
+    "notification-target-list":   Rule(Perm.MANAGE_NOTIFICATIONS, get=200, post=405),
+    "notification-target-create": Rule(Perm.MANAGE_NOTIFICATIONS, get=200, post=400),
+    "notification-target-detail": Rule(Perm.MANAGE_NOTIFICATIONS, get=200, post=405, kwargs="notification_target"),
+    "notification-target-edit":   Rule(Perm.MANAGE_NOTIFICATIONS, get=200, post=400, kwargs="notification_target"),
+    "notification-target-delete": Rule(Perm.MANAGE_NOTIFICATIONS, get=200, post=302, kwargs="notification_target"),
     # Prometheus: no session; a loopback client (the test client's 127.0.0.8) or the bearer token
     "metrics":                    Rule(None, get=200, post=405, anonymous_get=200, anonymous_post=405),
     # static files (DEBUG only; the test runner turns DEBUG off, so the view answers 404)
@@ -155,6 +161,7 @@ def objects(db):
     out["audit"] = audit_record(action="test.matrix").pk
     out["migration"] = _migration(guest, source, target)
     out["static"] = "css/app.css"
+    out["notification_target"] = _notification_target()
     return out
 
 
@@ -165,6 +172,12 @@ def _migration(guest, source, target) -> int:
         guest=guest, guest_name=guest.name, guest_uuid=guest.uuid, source=source, target=target
     )
     return job.pk
+
+
+def _notification_target() -> int:
+    from notifications.models import Target
+
+    return Target.objects.create(name="matrix-hook", url="http://127.0.0.1:9/hook", events=["host.offline"]).pk
 
 
 def _client(role: str) -> Client:

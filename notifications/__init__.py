@@ -1,0 +1,1 @@
+"""Webhook and email notifications of cluster events (docs/notifications.md)."""
