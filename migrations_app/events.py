@@ -101,6 +101,13 @@ def push_job(job_id: int, topology: bool = True) -> None:
     _pusher.submit(_push_job_now, job_id)
 
 
+def wait_for_pushes(timeout: float = 30) -> None:
+    """Return once the pushes queued so far have gone out. For tests: a push still reading the database
+    while a test empties it (PostgreSQL's TRUNCATE locks table by table, as a joined SELECT does) can
+    deadlock the two."""
+    _pusher.submit(lambda: None).result(timeout=timeout)
+
+
 def _push_job_now(job_id: int) -> None:
     with _waiting_lock:
         topology = _waiting.pop(job_id, True)  # first: a change committed from now on queues a push of its own

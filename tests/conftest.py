@@ -35,6 +35,16 @@ def _fresh_channel_layer():
 
 
 @pytest.fixture(autouse=True)
+def _pushes_done_before_the_database_is_emptied():
+    """A state push runs on its own thread after the change commits; let it finish inside the test that
+    caused it, before pytest-django empties the tables (on PostgreSQL the two deadlocked once)."""
+    yield
+    from migrations_app import events
+
+    events.wait_for_pushes()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_libvirt_connections():
     """test:/// hosts are loaded from their file on open; tests rewrite files, so never reuse."""
     libvirt_driver.close_all()

@@ -225,5 +225,5 @@ def test_a_waiting_push_re_renders_the_topology_if_any_change_it_covers_asked_fo
     migration_events.push_job(-1, topology=True)  # the request: the guest is now "migrating"
     migration_events.push_job(-1, topology=False)  # claimed before that push went out
     busy.set()
-    migration_events._pusher.submit(lambda: None).result(timeout=10)  # the queue has drained
+    migration_events.wait_for_pushes(timeout=10)  # the queue has drained
     assert sent == [True]
