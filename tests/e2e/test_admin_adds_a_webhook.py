@@ -25,7 +25,7 @@ def test_admin_adds_a_webhook_then_removes_it(browser, loopback_webhooks, live_s
     page.get_by_role("link", name="Notifications").click()
     expect(page.locator("#notification-target-table")).to_contain_text("No webhook targets yet")
     page.get_by_role("link", name="Add a target").click()
-    page.get_by_label("Name", exact=True).fill("chatops")
+    page.get_by_role("textbox", name="Name", exact=True).fill("chatops")
     page.get_by_label("Webhook (HTTP POST, signed)").check()
     page.get_by_label("Webhook URL").fill("http://127.0.0.1:9/hook")
     page.get_by_label("A guest migration failed").check()
