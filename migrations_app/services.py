@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.roles import Perm
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Guest, Hypervisor
 from migrations_app import events

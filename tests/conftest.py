@@ -5,7 +5,7 @@ import os
 import pytest
 from django.conf import settings
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers import libvirt as driver
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,6 +37,6 @@ def _fresh_channel_layer():
 @pytest.fixture(autouse=True)
 def _fresh_libvirt_connections():
     """test:/// hosts are loaded from their file on open; tests rewrite files, so never reuse."""
-    libvirt_driver.close_all()
+    driver.close_all()
     yield
-    libvirt_driver.close_all()
+    driver.close_all()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo
 from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, StorageServer
 

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from accounts.audit import audit_record
 from hosts import events
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, HostInfo
 from hosts.models import Hypervisor, StorageServer
 

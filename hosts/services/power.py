@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.audit import audit_record
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Guest
 from hosts.services import inventory

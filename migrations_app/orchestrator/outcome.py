@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DomainInfo, DriverError
 from hosts.models import Guest
 from migrations_app import services

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers import libvirt as driver
 from hosts.models import Guest, Hypervisor, WorkerLease
 from hosts.services import watcher
 from tests.libvirt_nodes import NodeDomain, write_node
@@ -43,7 +43,7 @@ def test_watcher_sees_a_lifecycle_event_before_the_next_periodic_round(tmp_path)
         _wait_for(lambda: Guest.objects.filter(name="evt01", power="running").exists())
         time.sleep(0.3)  # let the watcher subscribe to lifecycle events after its first round
 
-        libvirt_driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
+        driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
 
         # The periodic round is 60 s away: only the event can bring the new state this soon.
         _wait_for(lambda: Guest.objects.get(name="evt01").power == "paused")

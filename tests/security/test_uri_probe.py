@@ -13,7 +13,7 @@ import stat
 import pytest
 from django.urls import reverse
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from hosts.drivers.uri import UriNotAllowed
 from hosts.models import Guest, Hypervisor
