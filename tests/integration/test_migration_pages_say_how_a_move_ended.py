@@ -30,7 +30,7 @@ def world(tmp_path, monkeypatch):
         refresh_hypervisor(hv)  # what libvirt says of both hosts and the guest, as the inventory records it
     guest = Guest.objects.get(uuid=web.uuid)
     enqueued: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", enqueued.append)
+    monkeypatch.setattr(services.admission, "_enqueue", enqueued.append)
     operator = make_user("otto", "operator", password=None)
     return {"guest": guest, "hv_b": b, "operator": operator, "enqueued": enqueued}
 
