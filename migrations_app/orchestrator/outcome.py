@@ -61,7 +61,13 @@ def locate(job: MigrationJob, live: bool | None = None) -> Location:
             found[side] = driver.find_domain(host.uri, str(job.guest_uuid))
         except DriverError as err:
             found[side], errors[side] = None, err.message
-    src, dst = found["source"], found["target"]
+    return place(found["source"], found["target"], errors, live)
+
+
+def place(src: DomainInfo | None, dst: DomainInfo | None, errors: dict[str, str], live: bool) -> Location:
+    """Where the guest is, from what each host answered (`errors[side]` when a host did not answer):
+    a host that did not answer never counts as having the guest, and only a fully answered pair can
+    say BOTH or NOWHERE."""
     if errors:
         where = WhereGuestIs.UNKNOWN
         if _present(src, live) and not errors.get("source"):
@@ -139,7 +145,7 @@ def settle(
     figures = {k: v for k, v in (figures or {}).items() if v is not None}
     where_text = loc.describe(job)
     with transaction.atomic():
-        state, where, error, message = _ending(job, loc, error, aborted, where_text)
+        state, where, error, message = ending(job, loc, error, aborted, where_text)
         job = services.transition(
             job.pk,
             state,
@@ -167,7 +173,7 @@ def settle(
         return job
 
 
-def _ending(job: MigrationJob, loc: Location, error: str, aborted: bool, where_text: str) -> tuple[str, str, str, str]:
+def ending(job: MigrationJob, loc: Location, error: str, aborted: bool, where_text: str) -> tuple[str, str, str, str]:
     """(state, where the guest is, error, timeline message) for a job that ended with `error` ('' if
     libvirt reported success) and the guest at `loc`."""
     if not error and moved(job, loc):

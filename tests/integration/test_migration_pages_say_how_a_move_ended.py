@@ -12,7 +12,7 @@ from hosts.services.inventory import refresh_hypervisor
 from migrations_app import services
 from migrations_app.models import MigrationJob
 from migrations_app.tasks import run_migration
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 from tests.libvirt_nodes import NodeDomain, write_node
 
 pytestmark = pytest.mark.django_db
