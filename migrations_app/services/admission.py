@@ -9,6 +9,7 @@ Invariants kept here:
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 from django.conf import settings
@@ -78,5 +79,5 @@ def admit_queued() -> list[int]:
             out[src] += 1
             inc[dst] += 1
             admitted.append(job["pk"])
-            transaction.on_commit(lambda pk=job["pk"]: enqueue(pk))
+            transaction.on_commit(functools.partial(enqueue, job["pk"]))
     return admitted
