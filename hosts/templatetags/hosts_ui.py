@@ -2,9 +2,7 @@
 topology's guest chips, storage cells and capacity bars.
 
 The markup of chips, cells and bars is in templates/hosts/components/; the functions here only decide
-what goes in them (plain strings and flags), so the templates do no lookups beyond attributes of small
-dicts: a page shows up to 100 hosts x 8 chips, and a chip's template once cost ~0.5 ms when it resolved
-model attributes and localised numbers itself.
+what goes in them (plain strings and flags) and keep each rendering (see "guest chips" below).
 """
 
 from __future__ import annotations
