@@ -117,7 +117,7 @@ def main() -> int:
     from channels.testing import WebsocketCommunicator
     from django.contrib.auth.models import User
 
-    from hosts.drivers import libvirt_driver as driver
+    from hosts.drivers import libvirt as driver
     from hosts.lab import registry
     from hosts.lab.config import guest as guest_spec
     from hosts.lab.handle import LabHandle

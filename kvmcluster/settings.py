@@ -61,7 +61,7 @@ if not PRODUCTION:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "accounts.middleware.ContentSecurityPolicyMiddleware",
+    "kvmcluster.middleware.ContentSecurityPolicyMiddleware",
     "accounts.middleware.HtmxLoginRedirectMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +89,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
             ],
+            # Project-wide tags live in kvmcluster/, which is not an app: registered by name here.
+            "libraries": {"kvm_ui": "kvmcluster.templatetags.kvm_ui"},
         },
     },
 ]

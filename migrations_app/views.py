@@ -73,8 +73,11 @@ def _controls(request, job, status: int = 200, **extra):
     if not request.htmx:
         return redirect(job.get_absolute_url())
     if job.is_terminal or not user_can(request.user, Perm.RUN_MIGRATIONS):
-        return HttpResponse(
-            f'<p id="migration-{job.pk}-controls" role="status">{extra.get("control_message", "")}</p>', status=status
+        return render(
+            request,
+            f"{DETAIL}#controls-closed",
+            {"job": job, "control_message": extra.get("control_message", "")},
+            status=status,
         )
     return render(request, f"{DETAIL}#controls", _detail_context(request, job, **extra), status=status)
 

@@ -5,7 +5,7 @@ import os
 import pytest
 from django.conf import settings
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers import libvirt as driver
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -47,6 +47,6 @@ def _pushes_done_before_the_database_is_emptied():
 @pytest.fixture(autouse=True)
 def _fresh_libvirt_connections():
     """test:/// hosts are loaded from their file on open; tests rewrite files, so never reuse."""
-    libvirt_driver.close_all()
+    driver.close_all()
     yield
-    libvirt_driver.close_all()
+    driver.close_all()

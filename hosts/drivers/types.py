@@ -151,6 +151,6 @@ class MigrationOptions:
     compressed: bool = False
     persist_dest: bool = True
     undefine_source: bool = True
-    unsafe: bool = False  # file disks on a plain shared dir need libvirt's UNSAFE flag (LAB-NOTES P2)
+    unsafe: bool = False  # file disks on a plain shared dir need libvirt's UNSAFE flag (docs/driver.md)
     tls: bool = False  # encrypt QEMU's migration stream (VIR_MIGRATE_TLS; both hosts need certificates)
     migration_uri: str = ""  # tcp://addr of the destination's migration address, if set

@@ -21,8 +21,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver as driver
-from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo
+from accounts.types import Actor
+from hosts.drivers import libvirt as driver
+from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo, NicInfo
 from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, InventoryRefreshStats, StorageServer
 from hosts.signals import state_changed
 
@@ -79,11 +80,11 @@ def _disk_rows(guest: Guest, disks: tuple[DiskInfo, ...], servers: list[StorageS
     ]
 
 
-def _disk_key(d) -> tuple:
+def _disk_key(d: GuestDisk | DiskInfo) -> tuple[str, ...]:
     return (d.target, d.device, d.source_type, d.source, d.source_protocol, d.source_host, d.format, d.cache)
 
 
-def _nic_key(n) -> tuple:
+def _nic_key(n: GuestNic | NicInfo) -> tuple[str, ...]:
     return (n.mac, n.kind, n.bridge, n.network, n.model)
 
 
@@ -175,17 +176,20 @@ def apply_host_facts(
     changed: list[int] = []
     known = {str(g.uuid): g for g in Guest.objects.filter(uuid__in=[d.uuid for d in domains])}
     for dom in domains:
-        guest = known.get(dom.uuid)
-        created = guest is None
-        if created:
+        found = known.get(dom.uuid)
+        created = found is None
+        if found is None:
             guest = Guest(uuid=dom.uuid, hypervisor=hv)
-        elif guest.hypervisor_id != hv.pk:
-            if not _owner_may_change(guest, dom, gone_from_owner):
+        elif found.hypervisor_id != hv.pk:
+            if not _owner_may_change(found, dom, gone_from_owner):
                 continue  # another host owns it until libvirt shows otherwise
-            log.info("guest %s moved %s -> %s (libvirt reports it here)", dom.name, guest.hypervisor_id, hv.name)
+            log.info("guest %s moved %s -> %s (libvirt reports it here)", dom.name, found.hypervisor_id, hv.name)
+            guest = found
             guest.hypervisor = hv
-        elif guest.migrating:
+        elif found.migrating:
             continue
+        else:
+            guest = found
         before = None if created else _guest_facts(guest)
         guest.name, guest.power, guest.persistent = dom.name, dom.state, dom.persistent
         guest.vcpus, guest.memory_mib, guest.last_seen_at = dom.vcpus, dom.memory_mib, now
@@ -305,7 +309,7 @@ def refresh_all(hypervisor_ids: Iterable[int] | None = None) -> list[RefreshResu
         return list(pool.map(_refresh_in_thread, hypervisors))
 
 
-def request_refresh(*, hypervisor: Hypervisor | None = None, actor=None, source_ip: str = "") -> None:
+def request_refresh(*, hypervisor: Hypervisor | None = None, actor: Actor = None, source_ip: str = "") -> None:
     """An operator asked for fresh facts: audit it and enqueue the refresh job once committed."""
     from django_q.tasks import async_task
 

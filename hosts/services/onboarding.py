@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from accounts.audit import audit_record
+from accounts.types import Actor
 from hosts import events
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, HostInfo
 from hosts.models import Hypervisor, StorageServer
 
@@ -47,7 +48,7 @@ def _announce() -> None:
     transaction.on_commit(events.topology_changed, robust=True)
 
 
-def _request_refresh(hypervisor: Hypervisor, actor) -> None:
+def _request_refresh(hypervisor: Hypervisor, actor: Actor) -> None:
     """Fetch the new host's facts soon, without waiting for the next scheduled refresh."""
     from hosts.services import inventory
 
@@ -58,7 +59,7 @@ def _request_refresh(hypervisor: Hypervisor, actor) -> None:
 
 
 @transaction.atomic
-def hypervisor_create(*, data: dict, actor=None, source_ip: str = "") -> Hypervisor:
+def hypervisor_create(*, data: dict, actor: Actor = None, source_ip: str = "") -> Hypervisor:
     servers = list(data.get("storage_servers") or [])
     hypervisor = Hypervisor.objects.create(
         name=data["name"],
@@ -80,7 +81,7 @@ def hypervisor_create(*, data: dict, actor=None, source_ip: str = "") -> Hypervi
 
 
 @transaction.atomic
-def hypervisor_update(*, hypervisor: Hypervisor, data: dict, actor=None, source_ip: str = "") -> Hypervisor:
+def hypervisor_update(*, hypervisor: Hypervisor, data: dict, actor: Actor = None, source_ip: str = "") -> Hypervisor:
     """Edit name/URI/mounts; `maintenance` sets or clears the operator's sticky MAINTENANCE state."""
     before = {"name": hypervisor.name, "uri": hypervisor.uri, "state": hypervisor.state}
     hypervisor.name = data["name"]
@@ -125,7 +126,7 @@ def hypervisor_delete_refusal(hypervisor: Hypervisor) -> str:
 
 
 @transaction.atomic
-def hypervisor_delete(*, hypervisor: Hypervisor, actor=None, source_ip: str = "") -> None:
+def hypervisor_delete(*, hypervisor: Hypervisor, actor: Actor = None, source_ip: str = "") -> None:
     reason = hypervisor_delete_refusal(hypervisor)
     if reason:
         raise InUse(reason)
@@ -149,7 +150,7 @@ def _storage_params(server: StorageServer) -> dict:
 
 
 @transaction.atomic
-def storage_server_create(*, data: dict, actor=None, source_ip: str = "") -> StorageServer:
+def storage_server_create(*, data: dict, actor: Actor = None, source_ip: str = "") -> StorageServer:
     server = StorageServer.objects.create(**data)
     audit_record(action="storage.created", actor=actor, source_ip=source_ip, params=_storage_params(server))
     _announce()
@@ -157,7 +158,9 @@ def storage_server_create(*, data: dict, actor=None, source_ip: str = "") -> Sto
 
 
 @transaction.atomic
-def storage_server_update(*, server: StorageServer, data: dict, actor=None, source_ip: str = "") -> StorageServer:
+def storage_server_update(
+    *, server: StorageServer, data: dict, actor: Actor = None, source_ip: str = ""
+) -> StorageServer:
     before = _storage_params(server)
     for key, value in data.items():
         setattr(server, key, value)
@@ -183,7 +186,7 @@ def storage_server_delete_refusal(server: StorageServer) -> str:
 
 
 @transaction.atomic
-def storage_server_delete(*, server: StorageServer, actor=None, source_ip: str = "") -> None:
+def storage_server_delete(*, server: StorageServer, actor: Actor = None, source_ip: str = "") -> None:
     reason = storage_server_delete_refusal(server)
     if reason:
         raise InUse(reason)

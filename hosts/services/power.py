@@ -7,10 +7,13 @@ libvirt reports, and the same refresh pushes the change to every open topology p
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from accounts.audit import audit_record
-from hosts.drivers import libvirt_driver as driver
+from accounts.types import Actor
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Guest
 from hosts.services import inventory
@@ -30,7 +33,7 @@ class PowerRefused(Exception):
         self.message = message
 
 
-def guest_power(*, guest: Guest, action: str, actor=None, source_ip: str = "") -> Guest:
+def guest_power(*, guest: Guest, action: str, actor: Actor = None, source_ip: str = "") -> Guest:
     """Ask libvirt to start / shut down / force off `guest` on its current host, then re-read the host."""
     if action not in ACTIONS:
         raise PowerRefused(f"Unknown action {action!r}.")
@@ -38,7 +41,7 @@ def guest_power(*, guest: Guest, action: str, actor=None, source_ip: str = "") -
         raise PowerRefused(f"{guest.name} is being moved; wait for the guest migration to finish.")
     call, audit_action = ACTIONS[action]
     hypervisor = guest.hypervisor
-    audit = dict(
+    audit: dict[str, Any] = dict(
         action=audit_action,
         actor=actor,
         source_ip=source_ip,

@@ -23,7 +23,7 @@ from django.db import IntegrityError, close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Hypervisor, WorkerLease
 from hosts.services.inventory import refresh_all

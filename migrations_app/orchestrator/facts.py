@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DomainInfo, DriverError
 from hosts.models import Guest, Hypervisor
 from migrations_app.choices import SLOT_STATES, State

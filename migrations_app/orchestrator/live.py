@@ -14,7 +14,7 @@ import time
 
 from django.db import connection
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, JobStats, MigrationAborted, MigrationOptions
 from migrations_app.choices import Phase, State, TimeoutAction
 from migrations_app.models import MigrationJob

@@ -8,7 +8,7 @@ import time
 
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, MigrationOptions
 from migrations_app.choices import Phase, State
 from migrations_app.models import MigrationJob

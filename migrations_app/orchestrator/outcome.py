@@ -7,12 +7,11 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.audit import audit_record
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DomainInfo, DriverError
-from hosts.models import Guest
+from hosts.services import placement
 from migrations_app import services
 from migrations_app.choices import State, WhereGuestIs
 from migrations_app.models import MigrationJob
@@ -62,7 +61,13 @@ def locate(job: MigrationJob, live: bool | None = None) -> Location:
             found[side] = driver.find_domain(host.uri, str(job.guest_uuid))
         except DriverError as err:
             found[side], errors[side] = None, err.message
-    src, dst = found["source"], found["target"]
+    return place(found["source"], found["target"], errors, live)
+
+
+def place(src: DomainInfo | None, dst: DomainInfo | None, errors: dict[str, str], live: bool) -> Location:
+    """Where the guest is, from what each host answered (`errors[side]` when a host did not answer):
+    a host that did not answer never counts as having the guest, and only a fully answered pair can
+    say BOTH or NOWHERE."""
     if errors:
         where = WhereGuestIs.UNKNOWN
         if _present(src, live) and not errors.get("source"):
@@ -109,27 +114,14 @@ def moved(job: MigrationJob, loc: Location) -> bool:
     return loc.target is not None and loc.target.persistent and src_gone
 
 
-def _audit_kw(job: MigrationJob, actor=None) -> dict:
-    return dict(
-        actor=actor if actor is not None else job.requested_by,
-        guest=job.guest_name,
-        guest_uuid=str(job.guest_uuid),
-        hypervisor=job.source.name,
-        target_hypervisor=job.target.name,
-        migration_id=job.pk,
-    )
-
-
 def _record_guest(job: MigrationJob, loc: Location) -> None:
     """Write where libvirt says the guest is (only if exactly one host has it)."""
     if not job.guest_id:
         return
     if loc.where == WhereGuestIs.TARGET and loc.target is not None:
-        Guest.objects.filter(pk=job.guest_id).update(
-            hypervisor=job.target, power=loc.target.state, last_seen_at=timezone.now()
-        )
+        placement.record_location(job.guest_id, power=loc.target.state, hypervisor=job.target)
     elif loc.where == WhereGuestIs.SOURCE and loc.source is not None:
-        Guest.objects.filter(pk=job.guest_id).update(power=loc.source.state, last_seen_at=timezone.now())
+        placement.record_location(job.guest_id, power=loc.source.state)
 
 
 def settle(
@@ -153,7 +145,7 @@ def settle(
     figures = {k: v for k, v in (figures or {}).items() if v is not None}
     where_text = loc.describe(job)
     with transaction.atomic():
-        state, where, error, message = _ending(job, loc, error, aborted, where_text)
+        state, where, error, message = ending(job, loc, error, aborted, where_text)
         job = services.transition(
             job.pk,
             state,
@@ -176,12 +168,12 @@ def settle(
             message={State.SUCCEEDED: where_text, State.CANCELLED: error or where_text}.get(
                 state, f"{error} — guest: {where_text}"
             ),
-            **_audit_kw(job, job.cancelled_by if state == State.CANCELLED else None),
+            **services.job_audit_fields(job, job.cancelled_by if state == State.CANCELLED else None),
         )
         return job
 
 
-def _ending(job: MigrationJob, loc: Location, error: str, aborted: bool, where_text: str) -> tuple[str, str, str, str]:
+def ending(job: MigrationJob, loc: Location, error: str, aborted: bool, where_text: str) -> tuple[str, str, str, str]:
     """(state, where the guest is, error, timeline message) for a job that ended with `error` ('' if
     libvirt reported success) and the guest at `loc`."""
     if not error and moved(job, loc):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -36,13 +37,15 @@ def phase_for(stats: JobStats, current: str) -> str:
 class ProgressReporter:
     """Holds the job in memory, folds samples into it, pushes each, persists every DB_EVERY_S."""
 
-    def __init__(self, job: MigrationJob):
+    def __init__(self, job: MigrationJob, clock: Callable[[], float] = time.monotonic):
+        """`clock` (seconds, monotonic) paces the DB copies; tests pass a fake one."""
         self.job = job
+        self._clock = clock
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.completed_raw: dict | None = None
         self.samples = 0
         self.pushed = 0
-        self._last_db = 0.0
+        self._last_db = -float("inf")  # the first sample is stored whatever the clock reads
         self.convergence = Convergence()
 
     # --- called on libvirt's event thread: no DB, no blocking
@@ -88,7 +91,7 @@ class ProgressReporter:
         self.samples += 1
         events.push_progress(job, sampled_at_ms)
         self.pushed += 1
-        now = time.monotonic()
+        now = self._clock()
         if job.remaining_grew != was_stalled:
             self._note_convergence(stats)
         if now - self._last_db >= DB_EVERY_S or job.remaining_grew != was_stalled:

@@ -17,7 +17,7 @@ import time
 
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from migrations_app import services
 from migrations_app.choices import State

@@ -42,16 +42,7 @@ def claim(job_id: int) -> MigrationJob | None:
                 phase=Phase.PREFLIGHT,
                 message=f"picked up by worker {owner_id()}",
             )
-            audit_record(
-                action="migration.started",
-                actor=job.requested_by,
-                guest=job.guest_name,
-                guest_uuid=str(job.guest_uuid),
-                hypervisor=job.source.name,
-                target_hypervisor=job.target.name,
-                migration_id=job.pk,
-                params={"worker": owner_id()},
-            )
+            audit_record(action="migration.started", **services.job_audit_fields(job, params={"worker": owner_id()}))
     except services.TransitionConflict as err:
         log.info("guest migration #%s not claimed: %s", job_id, err)
         return None

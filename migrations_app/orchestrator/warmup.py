@@ -34,7 +34,7 @@ def warm() -> threading.Thread:
 
 
 def _connect_hypervisors() -> None:
-    from hosts.drivers import libvirt_driver as driver
+    from hosts.drivers import libvirt as driver
     from hosts.drivers.types import DriverError
     from hosts.models import Hypervisor
 

@@ -27,7 +27,8 @@ def bytes_per_s(value) -> str:
 
 
 @register.filter
-def mib(value) -> str:
+def mib_from_bytes(value) -> str:
+    """A byte count in MiB, one decimal: 1572864 -> '1.5 MiB' (kvm_ui's size_from_mib takes MiB)."""
     try:
         return f"{int(value or 0) / 1048576:.1f} MiB"
     except (TypeError, ValueError):

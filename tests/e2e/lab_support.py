@@ -37,7 +37,7 @@ def guest_on_hv_a(guest: str) -> Iterator:
     """The lab up with `guest` running on hv-a (yields the LabHandle); put back on hv-a afterwards,
     where the other tests expect it."""
     from hosts import lab as kvmlab
-    from hosts.drivers import libvirt_driver as driver
+    from hosts.drivers import libvirt as driver
     from hosts.drivers.types import MigrationOptions
     from hosts.lab.handle import LabHandle
 

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from tests.e2e.lab_support import guest_on_hv_a, seed_lab, sign_in
 

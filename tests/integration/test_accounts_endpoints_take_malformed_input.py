@@ -2,7 +2,6 @@
 never a 5xx, and nothing written (no user, no role change, no audit row except the failed sign-in itself)."""
 
 import pytest
-from accounts_support import make_user
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from accounts.models import AuditEvent
 from accounts.permissions import user_role
+from tests.factories import make_user
 
 User = get_user_model()
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))

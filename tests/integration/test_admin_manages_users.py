@@ -1,12 +1,13 @@
 """An admin creates users with a role, changes roles, deactivates and reactivates; each change is audited."""
 
 import pytest
-from accounts_support import PASSWORD, make_user, rows
+from accounts_support import rows
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
 from accounts.permissions import user_role
+from tests.factories import PASSWORD, make_user
 
 User = get_user_model()
 

@@ -5,12 +5,12 @@ import io
 import json
 
 import pytest
-from accounts_support import make_user
 from django.test import Client
 from django.urls import reverse
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
+from tests.factories import make_user
 
 UUID = "6b3f1e0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 

@@ -16,7 +16,7 @@ from knox.models import AuthToken
 from accounts.roles import ROLES, Perm
 from hosts.models import Guest, Hypervisor, StorageServer
 from migrations_app.models import MigrationJob
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

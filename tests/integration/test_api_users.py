@@ -11,7 +11,8 @@ from knox.models import AuthToken
 from accounts.models import AuditEvent
 from accounts.permissions import user_role
 from accounts.roles import PERMISSION_LABELS, ROLES
-from tests.integration.accounts_support import make_user, rows
+from tests.factories import make_user
+from tests.integration.accounts_support import rows
 
 pytestmark = pytest.mark.django_db
 USERS = "/api/v1/users/"

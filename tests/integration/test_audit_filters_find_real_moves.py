@@ -13,7 +13,7 @@ from hosts.models import Guest, Hypervisor, StorageServer
 from hosts.services import inventory
 from migrations_app import services
 from migrations_app.models import MigrationJob
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 from tests.libvirt_nodes import NodeDomain, write_node
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -3,12 +3,12 @@
 import threading
 
 import pytest
-from accounts_support import make_user
 from django.db import connection, transaction
 
 from accounts.audit import audit_record, event_hash, request_ip
 from accounts.chain import verify_chain
 from accounts.models import AuditEvent
+from tests.factories import make_user
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_role_matrix import ENDPOINTS, RULES, _url, objects  # noqa: F401 - objects is a fixture
 
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 PAGING = ["page"]

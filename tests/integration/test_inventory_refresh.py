@@ -2,7 +2,7 @@
 
 import pytest
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers import libvirt as driver
 from hosts.models import Guest, Hypervisor, StorageServer
 from hosts.services import inventory
 from tests.libvirt_nodes import NodeDomain, write_node
@@ -63,7 +63,7 @@ def test_guest_owner_changes_only_when_libvirt_shows_it_running_elsewhere(cluste
     # The guest now runs on hv-b, and hv-a no longer has it (moved outside the dashboard).
     write_node(cluster["tmp"] / "host-a.xml", [cluster["db"]])
     write_node(cluster["tmp"] / "host-b.xml", [web], bridges=("br0", "br1"))
-    libvirt_driver.close_all()
+    driver.close_all()
 
     inventory.refresh_all()
 
@@ -75,7 +75,7 @@ def test_a_migrating_guest_is_left_where_it_is(cluster):
     Guest.objects.filter(name="web01").update(migrating=True)
     write_node(cluster["tmp"] / "host-a.xml", [cluster["db"]])
     write_node(cluster["tmp"] / "host-b.xml", [cluster["web"]], bridges=("br0", "br1"))
-    libvirt_driver.close_all()
+    driver.close_all()
 
     inventory.refresh_all()
 
@@ -86,7 +86,7 @@ def test_a_migrating_guest_is_left_where_it_is(cluster):
 def test_a_guest_gone_from_its_host_is_marked_missing_not_deleted(cluster):
     inventory.refresh_all()
     write_node(cluster["tmp"] / "host-a.xml", [cluster["web"]])
-    libvirt_driver.close_all()
+    driver.close_all()
 
     inventory.refresh_all()
 
@@ -97,7 +97,7 @@ def test_shut_off_copy_elsewhere_does_not_steal_a_guest_that_is_still_at_home(cl
     inventory.refresh_all()
     stale = NodeDomain("db01", uuid=cluster["db"].uuid, running=False)
     write_node(cluster["tmp"] / "host-b.xml", [stale], bridges=("br0",))
-    libvirt_driver.close_all()
+    driver.close_all()
 
     inventory.refresh_all()
 
@@ -127,7 +127,7 @@ def test_an_offline_moved_guest_is_rehomed_even_if_its_new_host_is_refreshed_fir
     db = cluster["db"]  # shut off on hv-a
     write_node(cluster["tmp"] / "host-a.xml", [cluster["web"]])
     write_node(cluster["tmp"] / "host-b.xml", [db], bridges=("br0", "br1"))
-    libvirt_driver.close_all()
+    driver.close_all()
 
     inventory.refresh_all([cluster["hv_b"].pk])  # hv-a has not been refreshed: nobody marked db01 missing
 

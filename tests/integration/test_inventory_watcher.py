@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers import libvirt as driver
 from hosts.models import Guest, Hypervisor, WorkerLease
 from hosts.services import watcher
 from tests.libvirt_nodes import NodeDomain, write_node
@@ -41,9 +41,13 @@ def test_watcher_sees_a_lifecycle_event_before_the_next_periodic_round(tmp_path)
     runner.start()
     try:
         _wait_for(lambda: Guest.objects.filter(name="evt01", power="running").exists())
-        time.sleep(0.3)  # let the watcher subscribe to lifecycle events after its first round
+        seen_at = Guest.objects.get(name="evt01").last_seen_at
+        # After a round the watcher subscribes to the hosts' lifecycle events, then renews its lease: a lease
+        # renewed after the round that saw the guest means the subscription is in place (a fixed sleep
+        # here lost the race on a loaded machine).
+        _wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
 
-        libvirt_driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
+        driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
 
         # The periodic round is 60 s away: only the event can bring the new state this soon.
         _wait_for(lambda: Guest.objects.get(name="evt01").power == "paused")

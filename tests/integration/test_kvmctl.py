@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from accounts.models import AuditEvent
 from hosts.models import Guest, Hypervisor
 from kvmctl.cli import main
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TEST_GUEST = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # libvirt's test driver's own running guest

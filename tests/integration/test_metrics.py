@@ -85,7 +85,7 @@ async def test_open_websockets_are_counted_in_the_process_that_serves_metrics():
     from django.db import connections
 
     from hosts.consumers import TopologyConsumer
-    from tests.integration.accounts_support import make_user
+    from tests.factories import make_user
 
     viewer = await database_sync_to_async(make_user)("m-viewer", "viewer", password=None)
     nobody = await database_sync_to_async(make_user)("m-nobody", None, password=None)

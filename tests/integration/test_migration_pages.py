@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from hosts.models import Guest, Hypervisor
 from migrations_app.models import MigrationJob
-from tests.integration.accounts_support import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from hosts.services.inventory import refresh_hypervisor
 from migrations_app import services
 from migrations_app.models import MigrationJob
 from migrations_app.tasks import run_migration
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 from tests.libvirt_nodes import NodeDomain, write_node
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def world(tmp_path, monkeypatch):
         refresh_hypervisor(hv)  # what libvirt says of both hosts and the guest, as the inventory records it
     guest = Guest.objects.get(uuid=web.uuid)
     enqueued: list[int] = []
-    monkeypatch.setattr(services, "_enqueue", enqueued.append)
+    monkeypatch.setattr(services.admission, "_enqueue", enqueued.append)
     operator = make_user("otto", "operator", password=None)
     return {"guest": guest, "hv_b": b, "operator": operator, "enqueued": enqueued}
 

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers.libvirt import migration
 from hosts.drivers.types import MigrationOptions
 from hosts.models import Guest, Hypervisor
 from migrations_app import services
@@ -47,9 +47,9 @@ def test_a_request_without_the_option_is_encrypted_where_both_hosts_are_set_up(
 
 
 def test_tls_sets_libvirts_tls_flag_for_live_moves_only():
-    assert driver.migration_flags(MigrationOptions(tls=True)) & driver.libvirt.VIR_MIGRATE_TLS
-    assert not driver.migration_flags(MigrationOptions(tls=False)) & driver.libvirt.VIR_MIGRATE_TLS
-    assert not driver.migration_flags(MigrationOptions(live=False, tls=True)) & driver.libvirt.VIR_MIGRATE_TLS
+    assert migration.migration_flags(MigrationOptions(tls=True)) & migration.libvirt.VIR_MIGRATE_TLS
+    assert not migration.migration_flags(MigrationOptions(tls=False)) & migration.libvirt.VIR_MIGRATE_TLS
+    assert not migration.migration_flags(MigrationOptions(live=False, tls=True)) & migration.libvirt.VIR_MIGRATE_TLS
 
 
 def test_the_job_page_words_the_option_as_the_form_does():

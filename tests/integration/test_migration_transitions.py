@@ -69,7 +69,7 @@ def test_admission_in_request_order_per_host(world, settings, monkeypatch):
     settings.MIGRATION_MAX_INCOMING = 1
     a, b, c, (g0, g1, g2) = world
     started = []
-    monkeypatch.setattr(services, "_enqueue", started.append)
+    monkeypatch.setattr(services.admission, "_enqueue", started.append)
     first, second, _third = job(g0, a, b), job(g1, a, c), job(g2, a, b)
     with transaction.atomic():
         admitted = services.admit_queued()

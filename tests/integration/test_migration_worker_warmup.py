@@ -6,7 +6,7 @@ import time
 import pytest
 from django.db import connections
 
-from hosts.drivers import libvirt_driver
+from hosts.drivers.libvirt import connection
 from hosts.models import Hypervisor
 from migrations_app.orchestrator import warmup
 from tests.libvirt_nodes import NodeDomain, write_node
@@ -24,12 +24,12 @@ def test_warming_connects_to_every_hypervisor_and_a_dead_one_does_not_stop_it(tm
     up = write_node(tmp_path / "up.xml", [NodeDomain("web01")])
     Hypervisor.objects.create(name="hv-gone", uri=f"test://{tmp_path / 'no-such-node.xml'}")
     Hypervisor.objects.create(name="hv-up", uri=up)
-    assert up not in libvirt_driver._cache
+    assert up not in connection._cache
 
     warmup.warm().join(timeout=30)
 
-    assert up in libvirt_driver._cache  # the first migration's libvirt calls reuse it
-    assert f"test://{tmp_path / 'no-such-node.xml'}" not in libvirt_driver._cache
+    assert up in connection._cache  # the first migration's libvirt calls reuse it
+    assert f"test://{tmp_path / 'no-such-node.xml'}" not in connection._cache
 
 
 def test_a_spawned_worker_warms_itself(tmp_path):
@@ -41,6 +41,6 @@ def test_a_spawned_worker_warms_itself(tmp_path):
     post_spawn.send(sender="django_q", proc_name="Process-test")  # what django-q2 sends in a new worker
 
     deadline = time.monotonic() + 30
-    while up not in libvirt_driver._cache and time.monotonic() < deadline:
+    while up not in connection._cache and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert up in libvirt_driver._cache
+    assert up in connection._cache

@@ -13,7 +13,6 @@ import socket
 import uuid
 
 import pytest
-from accounts_support import make_user
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
@@ -27,6 +26,7 @@ from migrations_app import services as migrations
 from migrations_app.models import MigrationJob
 from notifications import services, signing
 from notifications.models import Delivery, Target
+from tests.factories import make_user
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -295,7 +295,9 @@ def test_a_requested_guest_migration_is_announced(loopback_allowed, receiver, wo
     Guest.objects.filter(pk=g.pk).update(migrating=False)
     webhook(receiver.url, ["migration.requested"])
     monkeypatch.setattr(facts, "checklist", lambda *args: [])  # no libvirt here: an empty, passing checklist
-    monkeypatch.setattr(migrations, "_enqueue", lambda job_id: None)
+    from migrations_app.services import admission
+
+    monkeypatch.setattr(admission, "_enqueue", lambda job_id: None)
     operator = make_user("notif-operator", "operator", password=None)
 
     job = migrations.migration_request(guest=g, target=b, kind="live", options={}, actor=operator)

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from accounts_support import make_user
 from asgiref.sync import sync_to_async as _plain_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from knox.models import AuthToken
 
 from accounts.roles import ROLES, Perm
+from tests.factories import make_user
 
 ROLE_NAMES = ("anonymous", "viewer", "operator", "admin")
 LOGIN = 302  # anonymous: redirect to the login page

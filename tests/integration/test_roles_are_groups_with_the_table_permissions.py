@@ -1,7 +1,6 @@
 """The data migration's groups carry exactly the permissions of accounts.roles.ROLES; helpers read them."""
 
 import pytest
-from accounts_support import make_user
 from django.contrib.auth.models import AnonymousUser, Group
 from django.test import Client, RequestFactory
 from django.urls import reverse
@@ -9,6 +8,7 @@ from django.urls import reverse
 from accounts.context_processors import roles as roles_context
 from accounts.permissions import user_can, user_role
 from accounts.roles import ROLES, Perm, sync_role_groups
+from tests.factories import make_user
 
 
 @pytest.mark.django_db

@@ -1,12 +1,13 @@
 """Sign-in, sign-out and failed sign-in leave audit rows with the source IP; repeated failures lock the pair."""
 
 import pytest
-from accounts_support import PASSWORD, make_user, rows
+from accounts_support import rows
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import LoginThrottle
+from tests.factories import PASSWORD, make_user
 
 IP = "127.0.0.9"
 

@@ -1,7 +1,6 @@
 """PermissionCheckedMixin: a socket needs a signed-in user with the permission, and closes on session.revoked."""
 
 import pytest
-from accounts_support import make_user
 from asgiref.sync import sync_to_async as _plain_sync_to_async
 from channels.db import database_sync_to_async as sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -12,6 +11,7 @@ from django.db import connections
 from accounts.consumers import CLOSE_REVOKED, PermissionCheckedMixin
 from accounts.events import _send_revoked
 from accounts.roles import Perm
+from tests.factories import make_user
 
 
 class AuditFeedConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):

@@ -2,7 +2,7 @@
 leaves accounts an admin deactivated alone."""
 
 import pytest
-from accounts_support import make_user, rows
+from accounts_support import rows
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.permissions import user_role
+from tests.factories import make_user
 
 User = get_user_model()
 

@@ -17,7 +17,8 @@ from knox.models import AuthToken
 from accounts.denials import _pair_key
 from accounts.models import ApiTokenUse, AuditEvent
 from accounts.tokens import api_token_create
-from tests.integration.accounts_support import make_user, rows
+from tests.factories import make_user
+from tests.integration.accounts_support import rows
 
 pytestmark = pytest.mark.django_db
 GUESTS = "/api/v1/guests/"

@@ -58,7 +58,7 @@ def runner(monkeypatch):
     from tests.lab.migration_support import Runner
 
     r = Runner()
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
+    monkeypatch.setattr(services.admission, "_enqueue", r.enqueue)
     yield r
     r.join()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group, User
 from django.db import connections
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from hosts.lab import registry
 from hosts.models import Guest, Hypervisor

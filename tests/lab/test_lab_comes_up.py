@@ -4,7 +4,7 @@ import subprocess
 from pathlib import Path
 
 from hosts import lab as kvmlab
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.lab.hosts import qemu_pids
 from hosts.lab.procs import start_time
 

@@ -2,7 +2,7 @@
 
 import time
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 
 
 def _hosts_with(lab, name: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """A plain libvirt live migration through the project's driver moves a lab guest, and it keeps running."""
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from hosts import lab as kvmlab
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import HostUnreachable
 from hosts.lab import nfs, security
 from hosts.lab.config import NFS_ADDRESS, Paths

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationFailed, MigrationOptions
 from hosts.lab import config, security
 

@@ -2,7 +2,7 @@
 
 import re
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.lab import config
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from hosts import lab as kvmlab
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from hosts.lab import hosts as lab_hosts
 from hosts.lab import procs, service

@@ -16,7 +16,7 @@ import pytest
 from django.urls import reverse
 
 from hosts import events as host_events
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from migrations_app import events, services
 from migrations_app.models import MigrationJob
 from tests.lab.migration_support import extra_guest

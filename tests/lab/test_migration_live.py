@@ -8,7 +8,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from accounts.models import AuditEvent
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from kvmcluster.routing import websocket_urlpatterns
 from migrations_app import services
 

@@ -4,7 +4,7 @@ gracefully first (ACPI: the lab guests honour the power button) and started ther
 import pytest
 
 from accounts.models import AuditEvent
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from migrations_app import services
 from migrations_app.models import MigrationEvent
 from tests.lab.migration_support import extra_guest

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import AuditEvent
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from migrations_app import services
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 @pytest.fixture
 def runner(monkeypatch):
     r = Runner(autostart=False)
-    monkeypatch.setattr(services, "_enqueue", r.enqueue)
+    monkeypatch.setattr(services.admission, "_enqueue", r.enqueue)
     yield r
     r.join()
 

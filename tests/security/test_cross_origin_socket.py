@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 
 def _admin_cookie() -> str:

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from tests.integration.accounts_support import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 
 @pytest.fixture

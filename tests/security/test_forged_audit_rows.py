@@ -20,7 +20,7 @@ from accounts.anchor import append_anchor
 from accounts.audit import HASHED_FIELDS, audit_record, compute_hash, row_content
 from accounts.chain import COLUMNS
 from accounts.models import AuditEvent
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 TABLE = AuditEvent._meta.db_table

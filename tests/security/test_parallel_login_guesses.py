@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts import throttle
 from accounts.clientip import client_ip
 from accounts.models import AuditEvent, LoginThrottle
-from tests.integration.accounts_support import make_user
+from tests.factories import make_user
 
 
 def _parallel(count: int, attempt) -> list:

@@ -13,13 +13,13 @@ import stat
 import pytest
 from django.urls import reverse
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from hosts.drivers.uri import UriNotAllowed
 from hosts.models import Guest, Hypervisor
 from hosts.services import inventory, watcher
 from migrations_app.models import MigrationJob
-from tests.integration.accounts_support import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 

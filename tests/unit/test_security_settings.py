@@ -37,7 +37,7 @@ def test_every_profile_sends_a_content_security_policy_and_checks_passwords():
     prod = {"DATABASE_URL": "postgres://u@127.0.0.1:5432/x", "REDIS_URL": "redis://h:6379/0", **KEYS}
     for s in (_settings(), _settings(**prod)):
         mw = s["mw"]
-        assert "accounts.middleware.ContentSecurityPolicyMiddleware" in mw
+        assert "kvmcluster.middleware.ContentSecurityPolicyMiddleware" in mw
         assert mw.index("django.contrib.auth.middleware.LoginRequiredMiddleware") > mw.index(
             "django.contrib.auth.middleware.AuthenticationMiddleware"
         )

@@ -4,7 +4,7 @@ import pytest
 
 from hosts.models import GuestDisk, StorageServer
 from hosts.selectors import storage_summary
-from hosts.templatetags.kvm_ui import clamp_pct, level, mib
+from kvmcluster.templatetags.kvm_ui import clamp_pct, level, size_from_mib
 
 NFS = StorageServer(pk=1, name="nfs1", protocol=StorageServer.Protocol.NFS)
 LOCAL = StorageServer(pk=2, name="scratch", protocol=StorageServer.Protocol.LOCAL)
@@ -40,8 +40,8 @@ def test_servers_can_be_resolved_from_a_map():
 @pytest.mark.parametrize(
     ("value", "text"), [(512, "512 MiB"), (1024, "1 GiB"), (1536, "1.5 GiB"), (262144, "256 GiB"), (None, "—")]
 )
-def test_mib(value, text):
-    assert mib(value) == text
+def test_size_from_mib(value, text):
+    assert size_from_mib(value) == text
 
 
 def test_bars_clamp_and_level():

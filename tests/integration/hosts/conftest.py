@@ -1,25 +1,20 @@
 """Fixtures for the hosts pages: users in each role and a small cluster written straight to the DB."""
 
-import uuid
-
 import pytest
-from django.contrib.auth.models import Group, User
 
-from accounts.roles import sync_role_groups
-from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, StorageServer
+from hosts.models import Hypervisor, StorageServer
+from tests import factories
+from tests.factories import add_guest
 
-PASSWORD = "correct-horse-battery-staple"
 IMAGES = "/var/lib/libvirt/images"
 
 
 @pytest.fixture
 def make_user(db):
-    def make(role: str | None, username: str | None = None) -> User:
-        sync_role_groups()  # a transactional test's flush may have emptied auth tables
-        user = User.objects.create_user(username or role or "nobody", password=PASSWORD)
-        if role:
-            user.groups.add(Group.objects.get(name=role))
-        return user
+    """make_user(role, username=None): a user holding `role` (None: no role), named after it by default."""
+
+    def make(role: str | None, username: str | None = None):
+        return factories.make_user(username or role or "nobody", role)
 
     return make
 
@@ -31,20 +26,6 @@ def client_as(client, make_user):
         return client
 
     return login
-
-
-def add_guest(hv, name, *, power="running", vcpus=1, memory_mib=512, disk=None, cache="none", storage=None):
-    guest = Guest.objects.create(
-        uuid=uuid.uuid4(), name=name, hypervisor=hv, power=power, vcpus=vcpus, memory_mib=memory_mib
-    )
-    if disk:
-        GuestDisk.objects.create(
-            guest=guest, target="vda", source_type="file", source=disk, cache=cache, storage_server=storage
-        )
-    GuestNic.objects.create(
-        guest=guest, mac=f"52:54:00:00:{guest.pk // 256:02x}:{guest.pk % 256:02x}", kind="bridge", bridge="br0"
-    )
-    return guest
 
 
 @pytest.fixture

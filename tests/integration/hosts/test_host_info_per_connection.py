@@ -1,6 +1,7 @@
 """host_info asks a host's unchanging facts once per connection, and again on a new one."""
 
-from hosts.drivers import libvirt_driver as driver
+from hosts.drivers import libvirt as driver
+from hosts.drivers.libvirt import connection
 from tests.libvirt_nodes import write_node
 
 
@@ -10,8 +11,8 @@ def test_unchanging_facts_are_kept_with_the_connection_they_came_from(tmp_path):
     again = driver.host_info(uri)
     assert (first.cpus, first.memory_total_mib, first.bridges) == (8, 16384, ("br0",))
     assert again == first
-    conn, fixed = driver._fixed[uri]
-    assert conn is driver._connection(uri)  # the same cached connection answered both
+    conn, fixed = connection._fixed[uri]
+    assert conn is connection.cached(uri)  # the same cached connection answered both
     assert fixed["cpus"] == 8
 
 
@@ -22,6 +23,6 @@ def test_a_new_connection_asks_again(tmp_path):
     assert driver.host_info(uri).cpus == 8
     write_node(path, [], cpus=4, memory_mib=8192, bridges=("br0", "br1"))
     driver.forget(uri)  # what the close callback does when the daemon goes away
-    assert uri not in driver._fixed
+    assert uri not in connection._fixed
     now = driver.host_info(uri)
     assert (now.cpus, now.memory_total_mib, now.bridges) == (4, 8192, ("br0", "br1"))

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from hosts.selectors import CHIPS_PER_HOST
-from tests.integration.hosts.conftest import add_guest
+from tests.factories import add_guest
 
 pytestmark = pytest.mark.django_db
 
