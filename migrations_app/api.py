@@ -29,6 +29,7 @@ from migrations_app.forms import BandwidthForm, MigrationRequestForm
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
 from migrations_app.planning.targets import Candidate, pick_target
+from migrations_app.services import drain
 
 
 class CheckSerializer(serializers.Serializer):
@@ -209,6 +210,21 @@ class GuestTargetsViewSet(mixins.ListModelMixin, ApiViewSet):
             query.readiness_options(default_tls=guest.hypervisor.migration_tls),
         )
         return Response(TargetSerializer(rows, many=True).data)
+
+
+class DrainPlanViewSet(ApiViewSet):
+    """A hypervisor's drain plan ("can I take this host down?"): where each guest would go, how, the
+    predicted time and downtime, and what cannot move; computed from facts, nothing starts."""
+
+    perms = {"list": Perm.VIEW_CLUSTER}
+    pagination_class = None
+
+    @extend_schema(responses={200: OpenApiResponse(description="The plan: verdict, moves, blocked guests.")})
+    def list(self, request, hypervisor_pk=None):
+        hypervisor = get_object_or_404(Hypervisor, pk=hypervisor_pk)
+        plan = drain.drain_plan(hypervisor)
+        drain.drain_plan_shown(hypervisor=hypervisor, plan=plan, actor=request.user, source_ip=request_ip(request))
+        return Response(drain.plan_as_dict(plan))
 
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -1,4 +1,5 @@
-"""Guest migration pages under /migrations/, plus the Migrate form under /guests/<pk>/migrate/."""
+"""Guest migration pages under /migrations/, plus the Migrate form under /guests/<pk>/migrate/ and a host's
+drain plan under /hypervisors/<pk>/drain-plan/."""
 
 from django.urls import path
 
@@ -17,4 +18,5 @@ urlpatterns = [
 guest_urlpatterns = [
     path("guests/<int:pk>/migrate/", views.migration_create, name="guest-migrate"),
     path("guests/<int:pk>/migrate/targets/", views.migration_targets, name="guest-migrate-targets"),
+    path("hypervisors/<int:pk>/drain-plan/", views.hypervisor_drain_plan, name="hypervisor-drain-plan"),
 ]

@@ -12,13 +12,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from accounts.audit import request_ip
 from accounts.permissions import forbidden, require_perm, user_can
 from accounts.roles import Perm
-from hosts.models import Guest
+from hosts.models import Guest, Hypervisor
 from migrations_app import selectors, services
 from migrations_app import state_machine as sm
 from migrations_app.choices import State
 from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
 from migrations_app.forms import BandwidthForm, MigrationRequestForm, option_rows
 from migrations_app.orchestrator import facts
+from migrations_app.services import drain
 
 DETAIL = "migrations_app/migration_detail.html"
 
@@ -195,3 +196,15 @@ def migration_targets(request, pk: int):
             "kind": kind,
         },
     )
+
+
+@require_GET
+@require_perm(Perm.VIEW_CLUSTER)
+def hypervisor_drain_plan(request, pk: int):
+    """ "Can I take this host down?": the drain plan, computed from facts (nothing moves). Viewers read it;
+    the htmx load on the hypervisor page swaps in the panel, a plain visit gets the page around it."""
+    hypervisor = get_object_or_404(Hypervisor, pk=pk)
+    plan = drain.drain_plan(hypervisor)
+    drain.drain_plan_shown(hypervisor=hypervisor, plan=plan, actor=request.user, source_ip=request_ip(request))
+    template = "migrations_app/drain_plan.html" + ("#drain-plan" if request.htmx else "")
+    return render(request, template, {"hypervisor": hypervisor, "plan": plan})

@@ -20,6 +20,9 @@ router.register("hypervisors", hosts_api.HypervisorViewSet, basename="api-hyperv
 router.register("guests", hosts_api.GuestViewSet, basename="api-guest")
 router.register("migrations", migrations_api.MigrationViewSet, basename="api-migration")
 router.register(r"guests/(?P<guest_pk>\d+)/targets", migrations_api.GuestTargetsViewSet, basename="api-guest-targets")
+router.register(
+    r"hypervisors/(?P<hypervisor_pk>\d+)/drain-plan", migrations_api.DrainPlanViewSet, basename="api-drain-plan"
+)
 router.register("audit-events", accounts_api.AuditEventViewSet, basename="api-audit-event")
 router.register("users", accounts_api.UserViewSet, basename="api-user")
 router.register("roles", accounts_api.RoleViewSet, basename="api-role")

@@ -31,6 +31,7 @@ API_RULES = {
     "api-guest-detail": [("GET", Perm.VIEW_CLUSTER, "guest", 200)],
     "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
+    "api-drain-plan-list": [("GET", Perm.VIEW_CLUSTER, "hypervisor_pk", 200)],
     "api-migration-list": [("GET", Perm.VIEW_CLUSTER, "", 200), ("POST", Perm.RUN_MIGRATIONS, "", 400)],
     "api-migration-detail": [("GET", Perm.VIEW_CLUSTER, "migration", 200)],
     "api-migration-cancel": [("POST", Perm.RUN_MIGRATIONS, "migration", 202)],
@@ -78,6 +79,7 @@ def objects():
         "hypervisor": source.pk,
         "guest": guest.pk,
         "guest_pk": guest.pk,
+        "hypervisor_pk": source.pk,
         "migration": job.pk,
     }
 
@@ -99,7 +101,7 @@ CASES = [
 
 @pytest.mark.parametrize("name, method, perm, key, ok, role", CASES)
 def test_api_route_answers_each_role_as_the_table_says(objects, name, method, perm, key, ok, role):
-    url = reverse(name, kwargs={"guest_pk" if key == "guest_pk" else "pk": objects[key]} if key else None)
+    url = reverse(name, kwargs={key if key.endswith("_pk") else "pk": objects[key]} if key else None)
     response = _client(role).generic(method, url, "{}", content_type="application/json")
     expected = 401 if role == "anonymous" else (ok if perm in ROLES[role] else 403)
     assert response.status_code == expected, response.content

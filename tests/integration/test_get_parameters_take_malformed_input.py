@@ -43,6 +43,7 @@ GET_PARAMS: dict[str, list[str]] = {
     "migration-progress":    [],
     "guest-migrate":         READINESS,
     "guest-migrate-targets": READINESS,
+    "hypervisor-drain-plan": [],
     "login":                 ["next"],
     "user-list":             [],
     "user-create":           [],
@@ -73,6 +74,7 @@ API_GET_PARAMS: dict[str, tuple[str, list[str]]] = {
     "api-guest-list": ("", ["q", "hypervisor", "power", "cursor", "page_size"]),
     "api-guest-detail": ("guest", []),
     "api-guest-targets-list": ("guest", READINESS),
+    "api-drain-plan-list": ("hypervisor", []),
     "api-migration-list": ("", ["guest", "state", "cursor", "page_size"]),
     "api-migration-detail": ("migration", []),
     "api-audit-event-list": ("", [*AUDIT_FILTERS, "cursor", "page_size"]),
@@ -133,7 +135,7 @@ def test_junk_get_parameters_never_give_a_server_error(objects, admin_client, na
 @pytest.mark.parametrize("name", sorted(API_GET_PARAMS))
 def test_junk_api_query_parameters_never_give_a_server_error(objects, admin_client, name):  # noqa: F811
     key, names = API_GET_PARAMS[name]
-    kwarg = "guest_pk" if name == "api-guest-targets-list" else "pk"
+    kwarg = {"api-guest-targets-list": "guest_pk", "api-drain-plan-list": "hypervisor_pk"}.get(name, "pk")
     url = reverse(name, kwargs={kwarg: objects[key]} if key else None)
 
     @SETTINGS

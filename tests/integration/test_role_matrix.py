@@ -71,6 +71,7 @@ RULES: dict[str, Rule] = {
     "migration-postcopy":         Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="migration"),
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
     "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
+    "hypervisor-drain-plan":      Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
     # accounts (login: a signed-in user is sent on to the topology)
     "login":                      Rule(None, get=302, post=302, anonymous_get=200, anonymous_post=200),
     "logout":                     Rule(None, get=405, post=302, anonymous_get=LOGIN, anonymous_post=302),
