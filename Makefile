@@ -11,10 +11,10 @@ test: install
 	bash scripts/test.sh
 
 lab-up: install
-	.venv/bin/python manage.py lab up
+	KVMCLUSTER_LAB=1 .venv/bin/python manage.py lab up
 
 lab-down:
-	.venv/bin/python manage.py lab down
+	KVMCLUSTER_LAB=1 .venv/bin/python manage.py lab down
 
 bench: install
 	.venv/bin/python bench/topology.py

@@ -118,11 +118,11 @@ def main() -> int:
     from django.contrib.auth.models import User
 
     from hosts.drivers import libvirt_driver as driver
-    from hosts.lab import registry
-    from hosts.lab.config import guest as guest_spec
-    from hosts.lab.handle import LabHandle
     from hosts.models import Guest, Hypervisor
     from kvmcluster.routing import websocket_urlpatterns
+    from lab import registry
+    from lab.config import guest as guest_spec
+    from lab.handle import LabHandle
     from migrations_app import services
     from migrations_app.models import MigrationJob
 

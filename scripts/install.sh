@@ -61,4 +61,4 @@ fi
 
 # The lab's guest image (Debian cloud kernel + busybox initramfs): built once and cached, so the
 # kernel download is paid here rather than inside the first `lab up`.
-.venv/bin/python manage.py lab build
+KVMCLUSTER_LAB=1 .venv/bin/python manage.py lab build

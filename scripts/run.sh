@@ -14,6 +14,10 @@ if (exec 3<>"/dev/tcp/$ADDR/$PORT") 2>/dev/null; then
   exit 1
 fi
 
+# The `lab` command's app is installed in the embedded profile only unless asked for (kvmcluster/settings.py):
+# `make run` always brings the lab up, so it asks, whichever profile the environment picks.
+lab() { KVMCLUSTER_LAB=1 $PY manage.py lab "$@"; }
+
 web_pid="" worker_pid="" lab_ours=""
 cleanup() {
   trap - INT TERM EXIT
@@ -28,7 +32,7 @@ cleanup() {
   done
   if [[ -n $lab_ours ]]; then
     echo "run: taking the lab down"
-    $PY manage.py lab down || true
+    lab down || true
   else
     echo "run: the lab was running before 'make run'; leaving it up ('make lab-down' stops it)"
   fi
@@ -40,10 +44,10 @@ trap 'exit 143' TERM
 $PY manage.py migrate --noinput -v0
 # The embedded profile keeps channels-lite's tables in their own SQLite database (alias "channels").
 [[ -n ${REDIS_URL:-} ]] || $PY manage.py migrate --database channels --noinput -v0
-$PY manage.py lab status --exit-code || lab_ours=1
-$PY manage.py lab up
+lab status --exit-code || lab_ours=1
+lab up
 # The lab's libvirtd want a SASL login: web and worker find the password through this file (root only).
-export "$($PY manage.py lab env)"
+export "$(lab env)"
 accounts=""
 if $PY manage.py help demo_accounts >/dev/null 2>&1; then
   accounts=$($PY manage.py demo_accounts)
