@@ -216,7 +216,7 @@ def qemu_pids(p: Paths, name: str) -> list[int]:
     for pf in (p.host_dir(name) / "root/run/libvirt/qemu").glob("*.pid"):
         try:
             pid = int(pf.read_text().strip())
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (ValueError, OSError):
             continue
         if b"qemu-system" in cmd and b"guest=" in cmd:

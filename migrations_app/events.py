@@ -45,7 +45,7 @@ def job_group(job_id: int) -> str:
 def _send(group: str, message: dict) -> None:
     try:
         layer.group_send(group, message)
-    except Exception:  # noqa: BLE001 - live updates are best effort; the DB row is the truth
+    except Exception:  # live updates are best effort; the DB row is the truth
         log.exception("could not send %s to %s", message.get("type"), group)
 
 
@@ -106,7 +106,7 @@ def _push_job_now(job_id: int) -> None:
         topology = _waiting.pop(job_id, True)  # first: a change committed from now on queues a push of its own
     try:
         _render_and_send_job(job_id, topology)
-    except Exception:  # noqa: BLE001 - as _send: best effort, and the push thread must survive
+    except Exception:  # as _send: best effort, and the push thread must survive
         log.exception("could not push guest migration #%s", job_id)
     finally:
         connection.close()  # state changes are rare: no idle connection held between them
@@ -170,7 +170,7 @@ def _push_guest_move(job, percent: int | None) -> None:
             target_name=job.target.name,
             job_url=job.get_absolute_url(),
         )
-    except Exception:  # noqa: BLE001 - best effort, as above
+    except Exception:  # best effort, as above
         log.exception("guest move push failed")
 
 
@@ -182,5 +182,5 @@ def _notify_topology(job) -> None:
         host_events.topology_changed(
             hypervisor_ids=[job.source_id, job.target_id], guest_ids=[job.guest_id] if job.guest_id else []
         )
-    except Exception:  # noqa: BLE001 - best effort, as above
+    except Exception:  # best effort, as above
         log.exception("topology push failed")

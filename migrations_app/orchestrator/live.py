@@ -75,7 +75,7 @@ class _Poller(threading.Thread):
                     next_control = now + CONTROL_EVERY_S
                     self._controls(now)
             self.reporter.drain_events()
-        except Exception:  # noqa: BLE001 - the monitor must never take the move down with it
+        except Exception:  # the monitor must never take the move down with it
             log.exception("monitor of guest migration #%s crashed", self.job.pk)
         finally:
             connection.close()
