@@ -8,6 +8,7 @@ APT_PACKAGES=(
   # the two-hypervisor lab (LAB-NOTES §1): monolithic libvirtd, QEMU, and the userspace NFS server
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
+  procps  # ps: `make run` waits for its web and worker process groups with it
   tini  # reaps the lab's QEMU processes at once (this machine's init reaps orphans 1.1-1.5 s late)
   sasl2-bin  # saslpasswd2: the lab's libvirtd take SASL logins only (DIGEST-MD5 from libsasl2-modules)
   libsasl2-modules
