@@ -137,8 +137,9 @@ else:
     }
     DATABASE_ROUTERS = ["kvmcluster.dbrouter.ChannelsRouter"]
 
-# django-q2: a migration job must never run twice (STYLE 5): one attempt, and a retry window far
-# longer than any job's timeout so the broker never re-delivers a task that is still running.
+# django-q2: a migration job must never run twice (docs/architecture.md, "Jobs run once"): one attempt,
+# and a retry window far longer than any job's timeout so the broker never re-delivers a task that is
+# still running.
 Q_CLUSTER = {
     "name": "kvmcluster",
     "workers": int(os.environ.get("KVMCLUSTER_Q_WORKERS", "4")),

@@ -60,7 +60,7 @@ def preflight() -> None:
         pwd.getpwnam("libvirt-qemu")
         grp.getgrnam("kvm")
     except KeyError as exc:
-        # libvirtd dies at start without its compiled-in qemu user (LAB-NOTES P6).
+        # libvirtd dies at start without its compiled-in qemu user (docs/lab.md P6).
         raise LabError(
             "user libvirt-qemu / group kvm missing (libvirtd refuses to start). Fix: `make install`"
         ) from exc

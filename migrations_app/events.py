@@ -1,9 +1,9 @@
-"""The only place that names migration groups and sends to them (STYLE 6).
+"""The only place that names migration groups and sends to them (docs/architecture.md, "Events").
 
 Groups: "migration.<id>" (one job's page) and "migrations.active" (the panel on every page). Each
 message carries ready HTML: the same partial the page renders, marked hx-swap-oob, so the htmx ws
-extension swaps it by DOM id (STYLE 7). Sends never raise into the caller: a dead channel layer must
-not fail a guest migration.
+extension swaps it by DOM id (docs/architecture.md, "One partial, two routes"). Sends never raise
+into the caller: a dead channel layer must not fail a guest migration.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _push_guest_move(job, percent: int | None) -> None:
 
 
 def _notify_topology(job) -> None:
-    """The guest's place in the topology (hosts.events, the UI engineer's module) after a state change."""
+    """The guest's place in the topology (hosts.events renders and sends it) after a state change."""
     try:
         from hosts import events as host_events
 

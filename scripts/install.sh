@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  # the two-hypervisor lab (LAB-NOTES §1): monolithic libvirtd, QEMU, and the userspace NFS server
+  # the two-hypervisor lab (docs/lab.md): monolithic libvirtd, QEMU, and the userspace NFS server
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
   procps  # ps: `make run` waits for its web and worker process groups with it
@@ -36,7 +36,7 @@ if ((${#missing[@]})); then
 fi
 
 # What libvirt-daemon-system would have created (it pulls systemd, so we don't install it): libvirtd
-# refuses to start without its compiled-in qemu user (LAB-NOTES P6).
+# refuses to start without its compiled-in qemu user (docs/lab.md P6).
 if [[ $(id -u) == 0 ]]; then
   getent group kvm >/dev/null || groupadd -r kvm
   getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu

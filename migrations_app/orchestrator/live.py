@@ -2,7 +2,7 @@
 
 The poll thread samples jobStats every POLL_S (>= 4/s), drains libvirt's iteration / job-completed
 events, watches the DB for CANCELLING (and aborts), applies the completion timeout, and beats the
-heartbeat the reconciler reads. A stalled poll (LAB-NOTES appendix: once per move it can block 1-2 s)
+heartbeat the reconciler reads. A stalled poll (docs/lab.md P1b: once per move it can block 1-2 s)
 only delays samples; it never fails the job.
 """
 
