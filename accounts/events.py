@@ -24,7 +24,7 @@ def user_group(user_id: int) -> str:
 def _send_revoked(user_id: int) -> None:
     try:
         layer.group_send(user_group(user_id), {"type": SESSION_REVOKED})
-    except Exception:  # noqa: BLE001 - best effort: HTTP access is already gone, sockets are the extra
+    except Exception:  # best effort: HTTP access is already gone, sockets are the extra
         logger.warning("could not tell user %s's sockets to close", user_id, exc_info=True)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["KVMCLUSTER_ALLOW_TEST_URIS"] = "1"  # the create path's two hosts are libvirt's test driver
 
-from bench.topology import (  # noqa: E402
+from bench.topology import (
     HOSTS,
     LARGE_PER_HOST,
     add_guests,

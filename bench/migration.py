@@ -19,9 +19,9 @@ Two workloads, so that neither figure hides the other:
   floor      --floor-runs pairs of the guest as the lab boots it (16 MiB in use) over unlimited
              loopback: a ~0.6 s move, nearly all of it QEMU and libvirt start-up, so the dashboard's
              fixed cost (queue hop, second pre-flight, websocket) shows at its largest;
-  reference  --runs pairs with the guest rebooted holding --fill MiB (LAB-NOTES' reference workload,
-             150 MiB) over a --bandwidth cap (112 MiB/s: what a 1 GbE migration link carries, as between
-             the reference lab's hosts). This is the last line.
+  reference  --runs pairs with the guest rebooted holding --fill MiB (the lab's reference
+             workload, 150 MiB, docs/lab.md) over a --bandwidth cap (112 MiB/s: what a 1 GbE
+             migration link carries, as between the reference lab's hosts). This is the last line.
 Afterwards the guest must still be alive (five more heartbeats, no panic or reboot on its console), and
 gets its usual workload back. Last line, exactly:
 
@@ -118,11 +118,11 @@ def main() -> int:
     from django.contrib.auth.models import User
 
     from hosts.drivers import libvirt as driver
-    from hosts.lab import registry
-    from hosts.lab.config import guest as guest_spec
-    from hosts.lab.handle import LabHandle
     from hosts.models import Guest, Hypervisor
     from kvmcluster.routing import websocket_urlpatterns
+    from lab import registry
+    from lab.config import guest as guest_spec
+    from lab.handle import LabHandle
     from migrations_app import services
     from migrations_app.models import MigrationJob
 

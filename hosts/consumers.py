@@ -8,7 +8,8 @@ from hosts import events
 
 
 class TopologyConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
-    """Permission checked before any group is joined, closed on logout/role change (the mixin, STYLE 8).
+    """Permission checked before any group is joined, closed on logout/role change (the mixin;
+    docs/architecture.md, "Sockets check first").
 
     One-way: it only forwards what hosts.events renders.
     """

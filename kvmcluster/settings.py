@@ -58,6 +58,12 @@ INSTALLED_APPS = [
 ]
 if not PRODUCTION:
     INSTALLED_APPS.append("channels_lite")
+# `manage.py lab` (docs/lab.md): a development and test tool, installed in the embedded profile; a
+# deployment with DATABASE_URL/REDIS_URL gets it only when it asks (KVMCLUSTER_LAB=1). KVMCLUSTER_LAB=0
+# leaves it out of the embedded profile too.
+LAB = os.environ.get("KVMCLUSTER_LAB", "0" if PRODUCTION else "1") == "1"
+if LAB:
+    INSTALLED_APPS.append("lab")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -134,8 +140,9 @@ else:
     }
     DATABASE_ROUTERS = ["kvmcluster.dbrouter.ChannelsRouter"]
 
-# django-q2: a migration job must never run twice (STYLE 5): one attempt, and a retry window far
-# longer than any job's timeout so the broker never re-delivers a task that is still running.
+# django-q2: a migration job must never run twice (docs/architecture.md, "Jobs run once"): one attempt,
+# and a retry window far longer than any job's timeout so the broker never re-delivers a task that is
+# still running.
 Q_CLUSTER = {
     "name": "kvmcluster",
     "workers": int(os.environ.get("KVMCLUSTER_Q_WORKERS", "4")),
@@ -220,7 +227,7 @@ if REDIS_URL:
     }
 
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
-# Where the local two-host lab keeps its state (hosts/lab).
+# Where the local two-host lab keeps its state (lab/).
 KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
 # The audit chain's head is anchored outside the database (docs/audit.md): a signed line is appended to
 # this file every AUDIT_ANCHOR_EVERY rows and by the django-q2 schedule "audit-anchor".

@@ -14,5 +14,5 @@ def enqueue_at_worker_start(func: str, task_name: str) -> None:
         from django_q.tasks import async_task
 
         async_task(func, task_name=task_name)
-    except Exception:  # noqa: BLE001 - see above
+    except Exception:  # see above
         log.exception("could not enqueue %s at worker start", func)

@@ -1,9 +1,9 @@
-"""The only place that names migration groups and sends to them (STYLE 6).
+"""The only place that names migration groups and sends to them (docs/architecture.md, "Events").
 
 Groups: "migration.<id>" (one job's page) and "migrations.active" (the panel on every page). Each
 message carries ready HTML: the same partial the page renders, marked hx-swap-oob, so the htmx ws
-extension swaps it by DOM id (STYLE 7). Sends never raise into the caller: a dead channel layer must
-not fail a guest migration.
+extension swaps it by DOM id (docs/architecture.md, "One partial, two routes"). Sends never raise
+into the caller: a dead channel layer must not fail a guest migration.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def job_group(job_id: int) -> str:
 def _send(group: str, message: dict) -> None:
     try:
         layer.group_send(group, message)
-    except Exception:  # noqa: BLE001 - live updates are best effort; the DB row is the truth
+    except Exception:  # live updates are best effort; the DB row is the truth
         log.exception("could not send %s to %s", message.get("type"), group)
 
 
@@ -113,7 +113,7 @@ def _push_job_now(job_id: int) -> None:
         topology = _waiting.pop(job_id, True)  # first: a change committed from now on queues a push of its own
     try:
         _render_and_send_job(job_id, topology)
-    except Exception:  # noqa: BLE001 - as _send: best effort, and the push thread must survive
+    except Exception:  # as _send: best effort, and the push thread must survive
         log.exception("could not push guest migration #%s", job_id)
     finally:
         connection.close()  # state changes are rare: no idle connection held between them
@@ -177,17 +177,17 @@ def _push_guest_move(job, percent: int | None) -> None:
             target_name=job.target.name,
             job_url=job.get_absolute_url(),
         )
-    except Exception:  # noqa: BLE001 - best effort, as above
+    except Exception:  # best effort, as above
         log.exception("guest move push failed")
 
 
 def _notify_topology(job) -> None:
-    """The guest's place in the topology (hosts.events, the UI engineer's module) after a state change."""
+    """The guest's place in the topology (hosts.events renders and sends it) after a state change."""
     try:
         from hosts import events as host_events
 
         host_events.topology_changed(
             hypervisor_ids=[job.source_id, job.target_id], guest_ids=[job.guest_id] if job.guest_id else []
         )
-    except Exception:  # noqa: BLE001 - best effort, as above
+    except Exception:  # best effort, as above
         log.exception("topology push failed")

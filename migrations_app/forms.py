@@ -1,4 +1,4 @@
-"""The Migrate form: target, mode and the options of issue #4. Validation only; services decide."""
+"""The Migrate form: target, mode and the options (docs/migrations.md). Validation only; services decide."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""django-q2 tasks: thin wrappers, one call each (STYLE 1). Never retried (Q_CLUSTER max_attempts=1)."""
+"""django-q2 tasks: thin wrappers, one call each. Never retried (Q_CLUSTER max_attempts=1).
+
+(docs/architecture.md, "Thin interfaces" and "Jobs run once".)
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Thin views: one call into services/selectors each, turning results and refusals into HTML (STYLE 1)."""
+"""Thin views: one call into services/selectors each, turning results and refusals into HTML.
+
+(docs/architecture.md, "Thin interfaces".)
+"""
 
 from __future__ import annotations
 

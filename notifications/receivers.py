@@ -24,7 +24,7 @@ def _notify(event: str, data_of) -> None:
     try:
         with transaction.atomic():
             services.notify(event, data_of())
-    except Exception:  # noqa: BLE001 - see the module docstring
+    except Exception:  # best effort: see the module docstring
         log.exception("could not record the %s notification", event)
 
 

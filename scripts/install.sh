@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  # the two-hypervisor lab (LAB-NOTES §1): monolithic libvirtd, QEMU, and the userspace NFS server
+  # the two-hypervisor lab (docs/lab.md): monolithic libvirtd, QEMU, and the userspace NFS server
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils busybox-static cpio iproute2
+  procps  # ps: `make run` waits for its web and worker process groups with it
   tini  # reaps the lab's QEMU processes at once (this machine's init reaps orphans 1.1-1.5 s late)
   sasl2-bin  # saslpasswd2: the lab's libvirtd take SASL logins only (DIGEST-MD5 from libsasl2-modules)
   libsasl2-modules
@@ -37,7 +38,7 @@ if ((${#missing[@]})); then
 fi
 
 # What libvirt-daemon-system would have created (it pulls systemd, so we don't install it): libvirtd
-# refuses to start without its compiled-in qemu user (LAB-NOTES P6).
+# refuses to start without its compiled-in qemu user (docs/lab.md P6).
 if [[ $(id -u) == 0 ]]; then
   getent group kvm >/dev/null || groupadd -r kvm
   getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
@@ -63,4 +64,4 @@ fi
 
 # The lab's guest image (Debian cloud kernel + busybox initramfs): built once and cached, so the
 # kernel download is paid here rather than inside the first `lab up`.
-.venv/bin/python manage.py lab build
+KVMCLUSTER_LAB=1 .venv/bin/python manage.py lab build

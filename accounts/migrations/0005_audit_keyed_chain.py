@@ -1,4 +1,4 @@
-"""Re-chain existing audit rows under the keyed hash and the new columns (issue 11).
+"""Re-chain existing audit rows under the keyed hash and the new columns.
 
 Before: hash = sha256(content + "\\n" + prev_hash); a guest migration's hosts in one column as
 "hv-a -> hv-b"; failed moves/controls with outcome "error". After: HMAC-SHA256 with settings.AUDIT_KEY,

@@ -205,6 +205,6 @@ def readiness(guest: Guest, kind: str, options: dict) -> list[dict]:
 
 
 def needs_unsafe(guest: pf.GuestSnap) -> bool:
-    """libvirt calls any file disk 'unsafe' unless it knows the fs is shared (LAB-NOTES P2); the
+    """libvirt calls any file disk 'unsafe' unless it knows the fs is shared (docs/lab.md P2); the
     shared-storage check has already proved it is, so a live move of a guest with file disks sets UNSAFE."""
     return any(d.source and d.source_type in ("file", "block", "volume") for d in guest.disks)

@@ -2,7 +2,7 @@
 
 The poll thread samples jobStats every POLL_S (>= 4/s), drains libvirt's iteration / job-completed
 events, watches the DB for CANCELLING (and aborts), applies the completion timeout, and beats the
-heartbeat the reconciler reads. A stalled poll (LAB-NOTES appendix: once per move it can block 1-2 s)
+heartbeat the reconciler reads. A stalled poll (docs/lab.md P1b: once per move it can block 1-2 s)
 only delays samples; it never fails the job.
 """
 
@@ -75,7 +75,7 @@ class _Poller(threading.Thread):
                     next_control = now + CONTROL_EVERY_S
                     self._controls(now)
             self.reporter.drain_events()
-        except Exception:  # noqa: BLE001 - the monitor must never take the move down with it
+        except Exception:  # the monitor must never take the move down with it
             log.exception("monitor of guest migration #%s crashed", self.job.pk)
         finally:
             connection.close()

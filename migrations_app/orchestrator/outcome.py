@@ -103,7 +103,7 @@ def _tearing_down(loc: Location) -> bool:
 
 
 def moved(job: MigrationJob, loc: Location) -> bool:
-    """The verification the issue asks for: live -> running on the target and absent (or shut off and
+    """Did the guest really move? live -> running on the target and absent (or shut off and
     undefined) on the source; offline -> defined on the target only."""
     if loc.source_error or loc.target_error:
         return False

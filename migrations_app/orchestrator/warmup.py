@@ -24,7 +24,7 @@ def warm() -> threading.Thread:
 
     try:
         events.render_once()
-    except Exception:  # noqa: BLE001 - warming is an optimisation; the worker must start regardless
+    except Exception:  # warming is an optimisation; the worker must start regardless
         log.exception("could not pre-render the migration pushes")
     finally:
         close_old_connections()
@@ -44,7 +44,7 @@ def _connect_hypervisors() -> None:
                 driver.host_info(uri)  # opens and caches this process's connection
             except DriverError:
                 continue
-    except Exception:  # noqa: BLE001 - as above
+    except Exception:  # as above
         log.exception("could not pre-connect to the hypervisors")
     finally:
         close_old_connections()

@@ -46,7 +46,8 @@ def drain_plan(hypervisor: Hypervisor, policy: DrainPolicy | None = None) -> Dra
     guests = list(Guest.objects.filter(hypervisor=hypervisor).prefetch_related("disks", "nics").order_by("name"))
     others = list(Hypervisor.objects.exclude(pk=hypervisor.pk).prefetch_related("storage_servers").order_by("name"))
     source_snap = facts.host_snap(hypervisor)
-    guest_facts, refusals = [], {}
+    guest_facts: list[GuestFacts] = []
+    refusals: dict[tuple[int, int], str] = {}
     for guest in guests:
         kind = Kind.LIVE if guest.power in (Guest.Power.RUNNING, Guest.Power.PAUSED) else Kind.OFFLINE
         failed: dict[str, dict[int, str]] = {}  # check key -> target pk -> what it said
@@ -158,11 +159,9 @@ def _dirty_mibps(guest: Guest) -> float:
 def _target(source: Hypervisor, target: Hypervisor) -> TargetFacts:
     snap = facts.host_snap(target)
     pair = Q(source=source, target=target) & Q(state=State.SUCCEEDED, kind=Kind.LIVE, total_ms__gt=0)
+    rows = MigrationJob.objects.filter(pair, data_sent__gt=0).order_by("-finished_at")
     recent = [
-        sent / MIB / (ms / 1000)
-        for sent, ms in MigrationJob.objects.filter(pair, data_sent__gt=0)
-        .order_by("-finished_at")
-        .values_list("data_sent", "total_ms")[:RECENT_MOVES]
+        sent / MIB / (ms / 1000) for sent, ms in rows.values_list("data_sent", "total_ms")[:RECENT_MOVES] if sent and ms
     ]
     in_flight = MigrationJob.objects.filter(target=target, state__in=[State.PENDING, State.QUEUED, State.RUNNING])
     return TargetFacts(

@@ -63,7 +63,7 @@ def server_env(tmp_path_factory) -> ServerEnv:
         DJANGO_SETTINGS_MODULE="kvmcluster.settings",
     )
     # The server, its worker and the seed talk to the lab's libvirtd, which want the lab's SASL login.
-    from hosts import lab as kvmlab
+    import lab as kvmlab
 
     env.update(kvmlab.client_env())
     db_url = env.get("DATABASE_URL")

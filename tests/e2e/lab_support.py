@@ -14,7 +14,7 @@ SEED = """
 import json, sys
 from django.contrib.auth.models import Group, User
 from accounts.roles import sync_role_groups
-from hosts.lab import registry
+from lab import registry
 from hosts.models import Guest, Hypervisor
 sync_role_groups()
 for name, (role, password) in json.loads(sys.stdin.read()).items():
@@ -36,10 +36,10 @@ def seed_lab(server_env, users: dict[str, tuple[str, str]]) -> dict:
 def guest_on_hv_a(guest: str) -> Iterator:
     """The lab up with `guest` running on hv-a (yields the LabHandle); put back on hv-a afterwards,
     where the other tests expect it."""
-    from hosts import lab as kvmlab
+    import lab as kvmlab
     from hosts.drivers import libvirt as driver
     from hosts.drivers.types import MigrationOptions
-    from hosts.lab.handle import LabHandle
+    from lab.handle import LabHandle
 
     try:
         kvmlab.preflight()

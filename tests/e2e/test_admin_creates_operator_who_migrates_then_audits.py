@@ -1,4 +1,4 @@
-"""The issue's story end to end: an admin creates an operator in the browser, the operator live-migrates a
+"""The whole story end to end: an admin creates an operator in the browser, the operator live-migrates a
 lab guest, and the admin filters the audit trail to that guest: request (with its pre-flight), start and
 verified completion are there, attributed to the operator, in order, with an intact hash chain.
 

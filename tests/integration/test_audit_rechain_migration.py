@@ -1,4 +1,4 @@
-"""Migration 0005 re-chains rows written before issue 11 (unkeyed SHA-256, "hv-a -> hv-b", outcome
+"""Migration 0005 re-chains rows written before the keyed chain (unkeyed SHA-256, "hv-a -> hv-b", outcome
 "error"): afterwards the keyed chain verifies, the filters find the old rows by either host and by
 "failed", and one audit.rehashed row records the old head and any break the old chain already had."""
 

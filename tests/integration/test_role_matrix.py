@@ -44,7 +44,7 @@ class Rule:
 
 # fmt: off
 RULES: dict[str, Rule] = {
-    # hosts (UI / lead)
+    # hosts
     "topology":                   Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "inventory-refresh":          Rule(Perm.REFRESH_INVENTORY, get=405, post=302),
     "guest-list":                 Rule(Perm.VIEW_CLUSTER, get=200, post=405),
@@ -62,7 +62,7 @@ RULES: dict[str, Rule] = {
     "storage-detail":             Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="storage"),
     "storage-edit":               Rule(Perm.MANAGE_HOSTS, get=200, post=400, kwargs="storage"),
     "storage-delete":             Rule(Perm.MANAGE_HOSTS, get=200, post=302, kwargs="storage"),
-    # guest migrations (migrations engineer)
+    # guest migrations
     "migration-list":             Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "migration-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="migration"),
     "migration-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="migration"),

@@ -1,4 +1,4 @@
-"""The real two-hypervisor lab, once per test session (hosts.lab does the work).
+"""The real two-hypervisor lab, once per test session (the `lab` package does the work).
 
 Without root / qemu / libvirtd the lab tests skip with the reason, except under CI=true, where the lab
 must come up and any failure fails the run. A lab that is already running is reused and left running;
@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from hosts import lab as kvmlab
-from hosts.lab.handle import LabHandle
+import lab as kvmlab
+from lab.handle import LabHandle
 
 
 def _ci() -> bool:

@@ -15,8 +15,8 @@ from django.db import connections
 
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
-from hosts.lab import registry
 from hosts.models import Guest, Hypervisor
+from lab import registry
 from migrations_app import services
 from migrations_app.models import MigrationJob
 
@@ -151,7 +151,7 @@ def extra_guest(
     written once, `dirty` MiB rewritten every second). `disk=False` leaves out its NFS disk: under TCG a
     slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one was fine.
     Gone afterwards."""
-    from hosts.lab import config, guests
+    from lab import config, guests
 
     spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=9, fill=fill, dirty=dirty)
     p = config.paths()

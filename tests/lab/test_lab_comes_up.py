@@ -3,10 +3,10 @@
 import subprocess
 from pathlib import Path
 
-from hosts import lab as kvmlab
+import lab as kvmlab
 from hosts.drivers import libvirt as driver
-from hosts.lab.hosts import qemu_pids
-from hosts.lab.procs import start_time
+from lab.hypervisors import qemu_pids
+from lab.procs import start_time
 
 
 def test_lab_status_reports_every_process_running(lab):

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from hosts import lab as kvmlab
+import lab as kvmlab
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import HostUnreachable
-from hosts.lab import nfs, security
-from hosts.lab.config import NFS_ADDRESS, Paths
+from lab import nfs, security
+from lab.config import NFS_ADDRESS, Paths
 
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|/.*)$")
 

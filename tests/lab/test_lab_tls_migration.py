@@ -7,7 +7,7 @@ import pytest
 
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationFailed, MigrationOptions
-from hosts.lab import config, security
+from lab import config, security
 
 GUEST = "lab-g2"
 

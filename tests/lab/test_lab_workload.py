@@ -3,7 +3,7 @@
 import re
 
 from hosts.drivers import libvirt as driver
-from hosts.lab import config
+from lab import config
 
 
 def test_set_workload_reboots_guest_with_new_fill_and_dirty(lab):

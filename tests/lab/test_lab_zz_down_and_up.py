@@ -5,11 +5,10 @@ import os
 
 import pytest
 
-from hosts import lab as kvmlab
+import lab as kvmlab
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
-from hosts.lab import hosts as lab_hosts
-from hosts.lab import procs, service
+from lab import hypervisors, procs, service
 
 
 def test_down_leaves_nothing_running_or_listening_then_reset_restores_initial_placement(lab):
@@ -25,7 +24,7 @@ def test_down_leaves_nothing_running_or_listening_then_reset_restores_initial_pl
     recorded = [*state["hosts"].values(), state["nfs"]["ganesha"]]
     if "rpcbind" in state["nfs"]:
         recorded.append(state["nfs"]["rpcbind"])
-    qemu_pids = [pid for h in kvmlab.HOSTS for pid in lab_hosts.qemu_pids(lab.paths, h.name)]
+    qemu_pids = [pid for h in kvmlab.HOSTS for pid in hypervisors.qemu_pids(lab.paths, h.name)]
     assert qemu_pids, "guests should be running before down"
 
     leftovers = kvmlab.down()

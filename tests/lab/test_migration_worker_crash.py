@@ -9,7 +9,7 @@ import time
 import pytest
 
 from accounts.models import AuditEvent
-from hosts.lab import service as lab_service
+from lab import service as lab_service
 from migrations_app import services
 from migrations_app.orchestrator.reconciler import reconcile
 from tests.lab.migration_support import Runner, worker_command

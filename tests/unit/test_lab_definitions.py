@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.lab import config, guests, procs
-from hosts.lab.hosts import hosts_file
+from lab import config, guests, procs
+from lab.hypervisors import hosts_file
 
 
 @pytest.fixture

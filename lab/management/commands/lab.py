@@ -1,12 +1,12 @@
-"""`manage.py lab up|status|down|reset`: the local two-hypervisor lab (hosts.lab does the work)."""
+"""`manage.py lab up|status|down|reset`: the local two-hypervisor lab (the `lab` package does the work)."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from hosts import lab
-from hosts.lab import registry
+import lab
+from lab import registry
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import guests, hosts, image, network, nfs, security
+from . import guests, hypervisors, image, network, nfs, security
 from .config import (
     GUESTS,
     HOSTS,
@@ -60,7 +60,7 @@ def preflight() -> None:
         pwd.getpwnam("libvirt-qemu")
         grp.getgrnam("kvm")
     except KeyError as exc:
-        # libvirtd dies at start without its compiled-in qemu user (LAB-NOTES P6).
+        # libvirtd dies at start without its compiled-in qemu user (docs/lab.md P6).
         raise LabError(
             "user libvirt-qemu / group kvm missing (libvirtd refuses to start). Fix: `make install`"
         ) from exc
@@ -139,12 +139,12 @@ def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> U
         if not had_nfs:
             res.started.append("nfs")
         try:
-            started_hosts = hosts.up(p, state, with_netns=with_netns)
+            started_hosts = hypervisors.up(p, state, with_netns=with_netns)
         finally:
             save_state(p, state)
         res.started += started_hosts
         res.phases["libvirtd"] = time.monotonic() - t0
-        hosts.warm_capabilities(started_hosts)
+        hypervisors.warm_capabilities(started_hosts)
         res.phases["qemu caps"] = time.monotonic() - t0
         marks = {g.name: guests.console_size(p, g.name) for g in GUESTS}
         booted = guests.ensure_all(p) if with_guests else []
@@ -174,9 +174,12 @@ def down(p: Paths | None = None) -> list[str]:
                 except LabError:
                     pass  # the daemon is going away anyway; leftover QEMUs are stopped below
         # QEMUs whose daemon died before it could destroy them (libvirt's own pid files say which).
-        qemus = [record(pid) for h in HOSTS for pid in hosts.qemu_pids(p, h.name)]
+        qemus = [record(pid) for h in HOSTS for pid in hypervisors.qemu_pids(p, h.name)]
         nfs_state = state.get("nfs", {})
-        stop([*qemus, *hosts.entries(state), *([nfs_state["ganesha"]] if "ganesha" in nfs_state else [])], timeout=15)
+        stop(
+            [*qemus, *hypervisors.entries(state), *([nfs_state["ganesha"]] if "ganesha" in nfs_state else [])],
+            timeout=15,
+        )
         # rpcbind last: ganesha unregisters from it on the way out.
         stop([nfs_state["rpcbind"]] if "rpcbind" in nfs_state else [], timeout=10)
         network.down(state)

@@ -1,6 +1,6 @@
 """The lab's guests: domain XML, placement, start/stop through `virsh`, and their heartbeats.
 
-Guests are TCG (`type='qemu'`: this machine's KVM cannot boot Linux, LAB-NOTES P5), 256 MiB, booted from
+Guests are TCG (`type='qemu'`: this machine's KVM cannot boot Linux, docs/lab.md P5), 256 MiB, booted from
 the shared kernel + busybox initramfs, with ACPI so `virsh shutdown` is a graceful power-off. Their disk is
 a qcow2 on the NFS export, attached as an NFS network disk with cache='none', so a live migration is safe
 without VIR_MIGRATE_UNSAFE. The lab talks to libvirt through `virsh` only: the project's driver is the one

@@ -3,7 +3,7 @@
 A privileged libvirtd hard-codes /etc/libvirt, /run/libvirt and /var/{lib,cache,log}/libvirt, so each host
 bind-mounts its own whole /run and /var and puts an overlay on /etc (never bind-mount onto
 /var/lib/libvirt itself: a `rm -rf` of that path in the root namespace detaches such mounts everywhere,
-LAB-NOTES §2). Distinct host_uuid (P3), migration_host/address (P4) and port ranges let them migrate to
+docs/lab.md). Distinct host_uuid (P3), migration_host/address (P4) and port ranges let them migrate to
 each other. The lab directory stays visible at the same path in both, like an NFS mount would.
 TCP logins need the lab's SASL password (security.py); each QEMU has the lab's migration certificates.
 """
@@ -216,7 +216,7 @@ def qemu_pids(p: Paths, name: str) -> list[int]:
     for pf in (p.host_dir(name) / "root/run/libvirt/qemu").glob("*.pid"):
         try:
             pid = int(pf.read_text().strip())
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (ValueError, OSError):
             continue
         if b"qemu-system" in cmd and b"guest=" in cmd:
