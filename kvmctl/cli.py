@@ -173,6 +173,30 @@ def cmd_audit(api: Client, args) -> object:
     return rows, table(rows, columns)
 
 
+def cmd_drain(api: Client, args) -> object:
+    """The drain plan of a host: where each guest would go, how, how long; nothing moves."""
+    if not args.dry_run:
+        raise ApiError(400, {"detail": "kvmctl drain shows the plan only: add --dry-run"})
+    plan = api.get(f"hypervisors/{_host_id(api, args.host)}/drain-plan/")
+    rows = [
+        {
+            "#": m["position"],
+            "guest": m["guest"],
+            "to": m["target"],
+            "mode": m["mode"],
+            "predicted": m["prediction"]["summary"],
+            "starts_at_s": m["start_s"],
+        }
+        for m in plan["moves"]
+    ]
+    lines = [f"{plan['source']}: {plan['verdict']}"]
+    if rows:
+        lines += ["", table(rows, ["#", "guest", "to", "mode", "predicted", "starts_at_s"])]
+    for b in plan["blocked"]:
+        lines += ["", f"cannot move {b['guest']}:"] + [f"  {reason}" for reason in b["reasons"]]
+    return plan, "\n".join(lines)
+
+
 def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict:
     try:
         return _follow(api, job_id, quiet, interval)
@@ -249,6 +273,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--migration", type=int, metavar="ID")
     a.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     verb(top, "watch", cmd_watch, "follow a guest migration until it ends").add_argument("id", type=int)
+    d = verb(top, "drain", cmd_drain, "the plan for emptying a host: targets, modes, predictions, blockers")
+    d.add_argument("host", help="hypervisor id or name")
+    d.add_argument("--dry-run", action="store_true", help="show the plan (required: nothing moves)")
     return p
 
 

@@ -69,6 +69,8 @@ class Prediction:
     def summary(self) -> str:
         if not self.converges:
             return f"will not converge: {self.reason}"
+        if self.via == "offline":
+            return f"≈ {self.total_s:.1f} s, offline: no memory to copy"
         how = "" if self.via == "as is" else f" with {self.via}"
         return f"≈ {self.total_s:.1f} s, {self.passes} pass{'es' if self.passes != 1 else ''}, converges{how}"
 

@@ -53,7 +53,15 @@ def test_lists_as_tables_and_as_json(kvmctl, cluster):
 
 @pytest.mark.parametrize(
     "verb",
-    [["hosts"], ["storage"], ["guests"], ["guest", "test"], ["targets", "test"], ["migrations"]],
+    [
+        ["hosts"],
+        ["storage"],
+        ["guests"],
+        ["guest", "test"],
+        ["targets", "test"],
+        ["migrations"],
+        ["drain", "cli-a", "--dry-run"],
+    ],
 )
 def test_every_read_verb_takes_json(kvmctl, cluster, verb):
     code, out, err = kvmctl(*verb, "--json")
@@ -132,3 +140,20 @@ def test_audit_since_takes_durations_ago():
     assert since_time("90m", now) == "2026-12-02T08:30:00+00:00"
     assert since_time("2d", now) == "2026-11-30T10:00:00+00:00"
     assert since_time("2026-12-01T00:00", now) == "2026-12-01T00:00"
+
+
+def test_drain_dry_run_prints_the_plan_and_moves_nothing(kvmctl, cluster):
+    """libvirt's test driver's own guest has its disk on no storage server and cache='default': the plan
+    lists it as blocked with the pre-flight's words and hints."""
+    code, out, err = kvmctl("drain", "cli-a", "--dry-run")
+    assert code == 0, err
+    assert out.startswith("cli-a: no, because test:")
+    assert "cannot move test:" in out and "not on both hosts" in out and "cache='default'" in out
+    code, out, _ = kvmctl("drain", "cli-a", "--dry-run", "--json")
+    plan = json.loads(out)
+    assert plan["source"] == "cli-a" and plan["can_empty"] is False and plan["blocked"][0]["guest"] == "test"
+    code, _, err = kvmctl("drain", "cli-a")
+    assert code == 1 and "--dry-run" in err
+    from migrations_app.models import MigrationJob
+
+    assert not MigrationJob.objects.exists()

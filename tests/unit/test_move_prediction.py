@@ -73,6 +73,7 @@ def test_no_known_link_is_no_prediction():
 def test_an_offline_move_sends_no_memory():
     p = predict_offline(memory_mib=4096)
     assert p.converges and p.via == "offline" and p.downtime_ms == 0 and p.total_s == pytest.approx(SETUP_S)
+    assert p.summary() == "≈ 0.5 s, offline: no memory to copy"
 
 
 def test_the_link_speed_is_the_cap_then_the_median_of_past_moves_then_the_stated_default():
