@@ -1,4 +1,4 @@
-""""Can I take hv-a down?" on the real lab: the plan from libvirt's facts, and nothing moves.
+"""Can I take hv-a down? On the real lab: the plan from libvirt's facts, and nothing moves.
 
 hv-a holds lab-g1 (running, cache=none, shared NFS disk), lab-g3 (running, but on a bridge only hv-a has)
 and lab-gcache (shut off, cache=writeback). The plan moves lab-g1 live and lab-gcache offline to hv-b,
