@@ -204,7 +204,7 @@ def migration_targets(request, pk: int):
 @require_GET
 @require_perm(Perm.VIEW_CLUSTER)
 def hypervisor_drain_plan(request, pk: int):
-    """ "Can I take this host down?": the drain plan, computed from facts (nothing moves). Viewers read it;
+    """The drain plan ("can I take this host down?"), computed from facts (nothing moves). Viewers read it;
     the htmx load on the hypervisor page swaps in the panel, a plain visit gets the page around it."""
     hypervisor = get_object_or_404(Hypervisor, pk=pk)
     plan = drain.drain_plan(hypervisor)
