@@ -144,6 +144,9 @@ class Guest(models.Model):
     memory_mib = models.PositiveBigIntegerField(default=0)
     migrating = models.BooleanField(default=False, help_text="Set while a guest migration owns this guest.")
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # libvirt's last page-sampling measurement (hosts.services.dirty_rates): what predictions use
+    dirty_rate_mibps = models.FloatField(null=True, blank=True)
+    dirty_rate_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

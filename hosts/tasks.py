@@ -2,7 +2,7 @@
 
 from django_q.tasks import async_task
 
-from hosts.services import inventory, watcher
+from hosts.services import dirty_rates, inventory, watcher
 
 # Short, so a worker asked to stop finishes its current chunk quickly (its successor waits in the queue).
 WATCHER_CHUNK_SECONDS = 10
@@ -17,3 +17,7 @@ def watch_inventory() -> int:
     if rounds:  # we held the lease: hand over to the next chunk (a no-op run did not, so no chain forks)
         async_task("hosts.tasks.watch_inventory", task_name="inventory-watcher")
     return rounds
+
+
+def measure_dirty_rates() -> str:
+    return ", ".join(f"{k} {v}" for k, v in dirty_rates.measure_round().items())

@@ -5,6 +5,7 @@ Everything is a frozen dataclass so nothing outside the driver ever holds a live
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 # ----------------------------------------------------------------------------------------- errors
@@ -137,6 +138,16 @@ class JobStats:
     @property
     def dirty_rate_bps(self) -> int:
         return self.dirty_rate_pps * self.page_size
+
+
+@dataclass(frozen=True)
+class DirtyRate:
+    """libvirt's last page-sampling measurement of a guest's memory dirty rate."""
+
+    status: str  # unstarted / measuring / measured
+    mib_per_s: float | None = None  # libvirt says "megabytes"; QEMU computes MiB (pages x 4 KiB / 2^20)
+    measured_at: dt.datetime | None = None  # when the period ended
+    period_s: int = 0
 
 
 @dataclass(frozen=True)

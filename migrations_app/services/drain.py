@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.types import Actor
@@ -145,14 +146,15 @@ def _power(power: str) -> str:
 
 
 def _dirty_mibps(guest: Guest) -> float:
-    """What the guest's last live move saw (libvirt's own measurement is not kept yet); 0 when it never moved."""
+    """libvirt's own measurement while fresh, else what the guest's last live move saw, else 0 (idle)."""
     last = (
         MigrationJob.objects.filter(guest=guest, kind=Kind.LIVE, state=State.SUCCEEDED, dirty_rate_bps__gt=0)
         .order_by("-finished_at")
         .values_list("dirty_rate_bps", flat=True)
         .first()
     )
-    rate = dirty_rate(None, None, last / MIB if last else None)
+    age = (timezone.now() - guest.dirty_rate_at).total_seconds() if guest.dirty_rate_at else None
+    rate = dirty_rate(guest.dirty_rate_mibps, age, last / MIB if last else None)
     return rate.value if rate else 0.0
 
 

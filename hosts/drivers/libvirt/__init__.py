@@ -10,9 +10,11 @@ No virConnect or virDomain leaves the package. Callers use `from hosts.drivers i
     host        host facts, CPU comparisons
     domains     list, look up, power actions, lifecycle events
     migration   flags, parameters, the move, the monitor, job controls
+    dirtyrate   libvirt's page-sampling measurement of a guest's dirty rate
 """
 
 from .connection import KEEPALIVE_COUNT, KEEPALIVE_INTERVAL_S, close_all, forget
+from .dirtyrate import dirty_rate, start_dirty_rate_calc
 from .domains import (
     Subscription,
     destroy,
@@ -50,6 +52,7 @@ __all__ = [
     "compare_guest_cpu",
     "compression_cache",
     "destroy",
+    "dirty_rate",
     "domain_xml",
     "find_domain",
     "forget",
@@ -66,6 +69,7 @@ __all__ = [
     "resume",
     "set_max_speed",
     "shutdown",
+    "start_dirty_rate_calc",
     "start",
     "start_postcopy",
     "suspend",

@@ -1,0 +1,36 @@
+"""libvirt measures a running guest's dirty rate (page sampling) and the round stores it on the guest.
+
+A throwaway lab guest rewrites 24 MiB every second; an idle one rewrites nothing. After a round starts the
+measurements and their 2 s period passes, the next round stores them: the busy guest measures well above
+the idle one. The guests keep running throughout (the dirty-bitmap mode, never used, killed a guest's QEMU
+here); both are still running on hv-a afterwards by libvirt's word.
+"""
+
+import time
+
+import pytest
+
+from hosts.models import Guest
+from hosts.services import dirty_rates
+from tests.lab.migration_support import extra_guest
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@pytest.fixture
+def busy_guest(mlab):
+    yield from extra_guest(mlab, "lab-gdirty", "hv-a", start=True, fill=32, dirty=24, disk=False)
+
+
+def test_a_round_measures_the_busy_guest_above_the_idle_one(mlab, lab, busy_guest):
+    mlab.ensure_on("lab-g1", "hv-a")
+    first = dirty_rates.measure_round()
+    assert first["started"] >= 2, first
+    time.sleep(dirty_rates.PERIOD_S + 2)
+    second = dirty_rates.measure_round()
+    assert second["stored"] >= 2, second
+    busy, idle = Guest.objects.get(name="lab-gdirty"), Guest.objects.get(name="lab-g1")
+    assert busy.dirty_rate_at is not None and idle.dirty_rate_at is not None
+    print(f"dirty rate measured: busy {busy.dirty_rate_mibps:.1f} MiB/s, idle {idle.dirty_rate_mibps:.1f} MiB/s")
+    assert busy.dirty_rate_mibps > 4 * max(idle.dirty_rate_mibps, 1.0)
+    assert lab.running_on("lab-gdirty") == ["hv-a"] and lab.running_on("lab-g1") == ["hv-a"]
