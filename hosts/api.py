@@ -61,7 +61,7 @@ class GuestQuery(serializers.Serializer):
     """The guest list's query parameters (checked: no raw text reaches a query)."""
 
     q = serializers.CharField(required=False, max_length=128)
-    hypervisor = serializers.IntegerField(required=False, min_value=1)
+    hypervisor = serializers.IntegerField(required=False, min_value=1, max_value=2**62)  # a database id, not any int
     power = serializers.ChoiceField(required=False, choices=Guest.Power.choices)
 
 

@@ -11,6 +11,8 @@ from django import forms
 from migrations_app.choices import Kind, State
 
 READINESS_OPTIONS = ("compressed", "tls", "shutdown_first", "start_on_target")
+# The options a move's prediction follows (planning.prediction): the cap, the pause, the ways to end it.
+PREDICTION_OPTIONS = ("bandwidth_mibps", "max_downtime_ms", "auto_converge", "allow_postcopy")
 
 
 class QueryForm(forms.Form):
@@ -35,11 +37,19 @@ class TargetsQueryForm(QueryForm):
     """The Migrate form's readiness query: the mode, a preselected target and the options that change checks."""
 
     kind = forms.ChoiceField(required=False, choices=Kind.choices)
-    target = forms.IntegerField(required=False, min_value=1)
+    target = forms.IntegerField(required=False, min_value=1, max_value=2**62)
     compressed = forms.BooleanField(required=False)
     tls = forms.BooleanField(required=False)
     shutdown_first = forms.BooleanField(required=False)
     start_on_target = forms.BooleanField(required=False)
+    bandwidth_mibps = forms.IntegerField(required=False, min_value=0, max_value=100_000)
+    max_downtime_ms = forms.IntegerField(required=False, min_value=0, max_value=60_000)
+    auto_converge = forms.BooleanField(required=False)
+    allow_postcopy = forms.BooleanField(required=False)
+
+    def prediction_options(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {key: data.get(key) or 0 for key in PREDICTION_OPTIONS}
 
     def readiness_options(self, default_tls: bool = False) -> dict:
         """The ticked options; on the page's first render (no mode sent yet) TLS is the form's default

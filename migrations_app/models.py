@@ -67,6 +67,9 @@ class MigrationJob(models.Model):
     postcopy_started = models.BooleanField(default=False)
     # An API client's Idempotency-Key: a retried request returns this job instead of making another.
     idempotency_key = models.CharField(max_length=64, blank=True, default="")
+    # What the move was predicted to do when it was requested (services.predictions): the job page shows
+    # it beside what happened.
+    prediction = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -16,8 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
-from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.types import Actor
@@ -27,7 +25,8 @@ from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
 from migrations_app.orchestrator import preflight as pf
 from migrations_app.planning.drain import DrainPlan, DrainPolicy, GuestFacts, TargetFacts, plan_drain
-from migrations_app.planning.prediction import dirty_rate, link_speed
+from migrations_app.planning.prediction import link_speed
+from migrations_app.services import predictions
 from migrations_app.services.options import normalize_options
 
 # Checks the planner answers itself across the plan (memory booked guest by guest, slots in the schedule).
@@ -35,8 +34,6 @@ PLANNED_BY_THE_PLANNER = {"memory", "concurrency"}
 # Failures that are the guest's own, whichever target: listed once, with their fix.
 GUEST_BLOCKERS = {"shared_storage", "guest_state"}
 LIVE_ONLY_BLOCKERS = {"cache_none"}
-MIB = 1024 * 1024
-RECENT_MOVES = 5
 
 
 def drain_plan(hypervisor: Hypervisor, policy: DrainPolicy | None = None) -> DrainPlan:
@@ -146,25 +143,13 @@ def _power(power: str) -> str:
 
 
 def _dirty_mibps(guest: Guest) -> float:
-    """libvirt's own measurement while fresh, else what the guest's last live move saw, else 0 (idle)."""
-    last = (
-        MigrationJob.objects.filter(guest=guest, kind=Kind.LIVE, state=State.SUCCEEDED, dirty_rate_bps__gt=0)
-        .order_by("-finished_at")
-        .values_list("dirty_rate_bps", flat=True)
-        .first()
-    )
-    age = (timezone.now() - guest.dirty_rate_at).total_seconds() if guest.dirty_rate_at else None
-    rate = dirty_rate(guest.dirty_rate_mibps, age, last / MIB if last else None)
+    rate = predictions.guest_dirty_rate(guest)
     return rate.value if rate else 0.0
 
 
 def _target(source: Hypervisor, target: Hypervisor) -> TargetFacts:
     snap = facts.host_snap(target)
-    pair = Q(source=source, target=target) & Q(state=State.SUCCEEDED, kind=Kind.LIVE, total_ms__gt=0)
-    rows = MigrationJob.objects.filter(pair, data_sent__gt=0).order_by("-finished_at")
-    recent = [
-        sent / MIB / (ms / 1000) for sent, ms in rows.values_list("data_sent", "total_ms")[:RECENT_MOVES] if sent and ms
-    ]
+    recent = predictions.recent_link_speeds(source, target)
     in_flight = MigrationJob.objects.filter(target=target, state__in=[State.PENDING, State.QUEUED, State.RUNNING])
     return TargetFacts(
         host_id=target.pk,

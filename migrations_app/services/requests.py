@@ -21,6 +21,7 @@ from migrations_app.choices import Kind, State
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
 from migrations_app.orchestrator import preflight as pf
+from migrations_app.services import predictions
 from migrations_app.services.admission import admission_lock, admit_queued
 from migrations_app.services.audit import audit_fields, require
 from migrations_app.services.errors import MigrationError, PreflightFailed
@@ -67,6 +68,7 @@ def migration_request(
         err = PreflightFailed(items)
         audit_record(action="migration.requested", outcome="refused", params=params, message=str(err), **audit)
         raise err
+    prediction = predictions.predict_move(guest, source, target, kind, opts)
     try:
         with transaction.atomic():
             admission_lock()  # first: the job insert and the slot count must not interleave
@@ -86,6 +88,7 @@ def migration_request(
                     requested_from_ip=source_ip,
                     bandwidth_mibps=opts["bandwidth_mibps"],
                     idempotency_key=idempotency_key,
+                    prediction=prediction,
                 )
             placement.set_migrating(guest.pk, True)
             job_state_changed.send_robust(sender=MigrationJob, job=job, state=job.state, created=True)

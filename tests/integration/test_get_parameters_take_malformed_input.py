@@ -19,7 +19,7 @@ from tests.factories import make_user
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 PAGING = ["page"]
-READINESS = ["kind", "target", "compressed", "shutdown_first", "start_on_target"]
+READINESS = ["kind", "target", "compressed", "shutdown_first", "start_on_target", "bandwidth_mibps", "max_downtime_ms"]
 AUDIT_FILTERS = ["actor", "action", "guest", "hypervisor", "outcome", "migration", "since", "until"]
 AUDIT = [*AUDIT_FILTERS, "before", "after"]
 
