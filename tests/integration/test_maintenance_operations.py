@@ -1,0 +1,167 @@
+"""Maintenance mode as an Operation: entering it drains the host through ordinary guest migrations,
+in plan order, never twice per guest, and the operation ends done / incomplete / cancelled from the database
+(libvirt test-driver hosts; the worker is replaced by a list of enqueued job ids)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from accounts.models import AuditEvent
+from hosts.models import Guest, Hypervisor, StorageServer
+from hosts.services import placement
+from hosts.services.power import PowerRefused, guest_power
+from migrations_app import services
+from migrations_app.models import MigrationJob, Operation
+from migrations_app.services import operation_controls as controls
+from migrations_app.services import operations
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)  # children advance on commit
+
+
+@pytest.fixture
+def drain(tmp_path, settings, monkeypatch):
+    """mt-a holds three shut-off guests on shared storage; mt-b can take them (offline moves)."""
+    from hosts.services import inventory
+    from tests.libvirt_nodes import NodeDomain, write_node
+
+    settings.MIGRATION_MAX_OUTGOING = 1
+    settings.MIGRATION_MAX_INCOMING = 1
+    enqueued: list[int] = []
+    monkeypatch.setattr(services.admission, "_enqueue", enqueued.append)
+    nfs = StorageServer.objects.create(
+        name="mt-nfs", address="127.0.0.1", export_path="/srv", mount_path="/var/lib/libvirt/images"
+    )
+    doms = [
+        NodeDomain(n, running=False, memory_mib=m, disk_path=f"/var/lib/libvirt/images/{n}.qcow2")
+        for n, m in (("g1", 256), ("g2", 512), ("g3", 128))
+    ]
+    a = write_node(tmp_path / "a.xml", doms)
+    b = write_node(tmp_path / "b.xml", [])
+    hosts = [Hypervisor.objects.create(name=n, uri=u) for n, u in (("mt-a", a), ("mt-b", b))]
+    for hv in hosts:
+        hv.storage_servers.set([nfs])
+    inventory.refresh_all()
+    # libvirt's test driver reports no free memory; the planner books what the inventory says
+    Hypervisor.objects.filter(name="mt-b").update(memory_free_mib=8192)
+    hosts = [Hypervisor.objects.get(pk=h.pk) for h in hosts]
+    return {
+        "a": hosts[0],
+        "b": hosts[1],
+        "enqueued": enqueued,
+        "operator": make_user("mt-op", "operator", password=None),
+    }
+
+
+def _end(job: MigrationJob, state: str, *, moved: bool) -> None:
+    """What the worker would do: run the job and settle it (a verified move changes the guest's host)."""
+    services.transition(job.pk, "running")
+    if moved:
+        placement.record_location(job.guest_id, power="shutoff", hypervisor=job.target)
+    services.transition(job.pk, state, error="" if moved else "boom", where_guest_is="target" if moved else "source")
+
+
+def _enter(d, **kw) -> Operation:
+    return operations.maintenance_enter(hypervisor=d["a"], actor=d["operator"], **kw)
+
+
+def test_entering_maintenance_starts_children_in_plan_order_and_sets_the_host(drain):
+    op = _enter(drain)
+    drain["a"].refresh_from_db()
+    assert drain["a"].state == "maintenance"
+    assert [m["guest"] for m in op.plan["moves"]] and len(op.plan["moves"]) == 3
+    jobs = list(op.jobs.order_by("id"))
+    assert [j.guest_name for j in jobs] == [op.plan["moves"][0]["guest"]]  # window = 1 outgoing slot
+    assert jobs[0].idempotency_key == f"op{op.pk}-guest{jobs[0].guest_id}"
+    assert AuditEvent.objects.filter(action="maintenance.confirmed", outcome="ok").exists()
+    for _ in range(3):
+        job = op.jobs.order_by("-id").first()
+        _end(job, "succeeded", moved=True)
+    assert [j.guest_name for j in op.jobs.order_by("id")] == [m["guest"] for m in op.plan["moves"]]
+    op.refresh_from_db()
+    assert op.state == "done" and not Guest.objects.filter(hypervisor=drain["a"]).exists()
+    assert AuditEvent.objects.filter(action="operation.finished", params__state="done").exists()
+
+
+def test_a_failure_with_stop_on_first_failure_stops_the_rest_and_ends_incomplete(drain):
+    op = _enter(drain, stop_on_first_failure=True)
+    _end(op.jobs.get(), "failed", moved=False)
+    op.refresh_from_db()
+    assert op.jobs.count() == 1 and op.stopped and op.state == "incomplete"
+    assert len(op.reasons) == 3 and any("failed: boom" in r for r in op.reasons)
+
+
+def test_a_failure_without_stop_goes_on_and_ends_incomplete(drain):
+    op = _enter(drain)
+    _end(op.jobs.get(), "failed", moved=False)
+    for _ in range(2):
+        _end(op.jobs.order_by("-id").first(), "succeeded", moved=True)
+    op.refresh_from_db()
+    assert op.jobs.count() == 3 and op.state == "incomplete" and len(op.reasons) == 1
+
+
+def test_advancing_twice_never_starts_a_second_move_of_a_guest(drain):
+    op = _enter(drain)
+    operations.operation_advance(op.pk)
+    operations.advance_active()  # the reconciler after a worker crash
+    assert op.jobs.count() == 1
+    _end(op.jobs.get(), "succeeded", moved=True)
+    operations.operation_advance(op.pk)
+    operations.operation_advance(op.pk)
+    guests = list(MigrationJob.objects.values_list("guest_id", flat=True))
+    assert len(guests) == len(set(guests)) == 2
+
+
+def test_pause_resume_and_cancel(drain):
+    op = _enter(drain)
+    op = controls.operation_pause(operation=op, actor=drain["operator"])
+    _end(op.jobs.get(), "succeeded", moved=True)
+    op.refresh_from_db()
+    assert op.state == "paused" and op.jobs.count() == 1  # nothing new starts while paused
+    op = controls.operation_resume(operation=op, actor=drain["operator"])
+    assert op.jobs.count() == 2
+    op = controls.operation_cancel(operation=op, actor=drain["operator"])
+    assert op.state == "cancelled" and op.jobs.filter(state="cancelled").count() == 1
+    with pytest.raises(services.MigrationError, match="cannot be resumed"):
+        controls.operation_resume(operation=op, actor=drain["operator"])
+    assert {"operation.paused", "operation.resumed", "operation.cancelled"} <= set(
+        AuditEvent.objects.values_list("action", flat=True)
+    )
+
+
+def test_a_host_in_maintenance_takes_no_guest(drain):
+    guest = Guest.objects.get(name="g1")
+    placement.set_maintenance(drain["b"].pk, True)
+    with pytest.raises(services.PreflightFailed, match="in maintenance"):
+        services.migration_request(
+            guest=guest,
+            target=Hypervisor.objects.get(pk=drain["b"].pk),
+            kind="offline",
+            options=None,
+            actor=drain["operator"],
+        )
+    placement.set_maintenance(drain["a"].pk, True)
+    with pytest.raises(PowerRefused, match="in maintenance"):
+        guest_power(guest=Guest.objects.select_related("hypervisor").get(pk=guest.pk), action="start")
+
+
+def test_a_second_operation_on_the_host_and_a_viewer_are_refused(drain):
+    _enter(drain)
+    with pytest.raises(services.MigrationError, match="already has an operation"):
+        _enter(drain)
+    with pytest.raises(PermissionDenied):
+        operations.maintenance_enter(hypervisor=drain["a"], actor=make_user("mt-v", "viewer", password=None))
+
+
+def test_exit_maintenance_offers_the_guests_back(drain):
+    op = _enter(drain)
+    with pytest.raises(services.MigrationError, match="in progress"):
+        controls.maintenance_exit(hypervisor=drain["a"], actor=drain["operator"])
+    for _ in range(3):
+        _end(op.jobs.order_by("-id").first(), "succeeded", moved=True)
+    out = controls.maintenance_exit(hypervisor=drain["a"], actor=drain["operator"])
+    drain["a"].refresh_from_db()
+    assert drain["a"].state == "online"
+    assert sorted(m["guest"] for m in out["reverse_plan"]) == ["g1", "g2", "g3"]
+    assert {m["to"] for m in out["reverse_plan"]} == {"mt-a"}
