@@ -77,6 +77,7 @@ API_GET_PARAMS: dict[str, tuple[str, list[str]]] = {
     "api-drain-plan-list": ("hypervisor", []),
     "api-migration-list": ("", ["guest", "state", "cursor", "page_size"]),
     "api-migration-detail": ("migration", []),
+    "api-operation-detail": ("operation", []),
     "api-audit-event-list": ("", [*AUDIT_FILTERS, "cursor", "page_size"]),
     "api-audit-event-detail": ("audit", []),
     "api-audit-event-export": ("", [*AUDIT_FILTERS, "format"]),

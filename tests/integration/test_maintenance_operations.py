@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.test import Client
+from django.urls import reverse
 
 from accounts.models import AuditEvent
 from hosts.models import Guest, Hypervisor, StorageServer
@@ -165,3 +167,34 @@ def test_exit_maintenance_offers_the_guests_back(drain):
     assert drain["a"].state == "online"
     assert sorted(m["guest"] for m in out["reverse_plan"]) == ["g1", "g2", "g3"]
     assert {m["to"] for m in out["reverse_plan"]} == {"mt-a"}
+
+
+def _api(user) -> Client:
+    client = Client(REMOTE_ADDR="127.0.0.11")
+    client.force_login(user)
+    return client
+
+
+def test_the_api_enters_maintenance_shows_the_operation_and_pauses_it(drain):
+    client = _api(drain["operator"])
+    url = reverse("api-maintenance-list", kwargs={"hypervisor_pk": drain["a"].pk})
+    response = client.post(url, {"stop_on_first_failure": True}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "running" and body["stop_on_first_failure"] is True
+    assert body["progress"] == {"total": 3, "done": 0, "running": 1, "waiting": 2, "failed": 0, "percent": 0}
+    detail = client.get(reverse("api-operation-detail", kwargs={"pk": body["id"]})).json()
+    assert [c["guest_name"] for c in detail["children"]] == [body["plan"]["moves"][0]["guest"]]
+    paused = client.post(reverse("api-operation-pause", kwargs={"pk": body["id"]}))
+    assert paused.status_code == 202 and paused.json()["state"] == "paused"
+    again = client.post(url, {}, content_type="application/json")
+    assert again.status_code == 409 and "already has an operation" in again.json()["detail"]
+
+
+def test_a_viewer_may_not_enter_maintenance_and_is_audited(drain):
+    viewer = make_user("mt-viewer", "viewer", password=None)
+    url = reverse("api-maintenance-list", kwargs={"hypervisor_pk": drain["a"].pk})
+    response = _api(viewer).post(url, {}, content_type="application/json")
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="auth.denied", actor=viewer).exists()
+    assert not Operation.objects.exists() and Hypervisor.objects.get(pk=drain["a"].pk).state != "maintenance"

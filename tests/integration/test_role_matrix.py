@@ -161,6 +161,7 @@ def objects(db):
     out["api_token"] = AuthToken.objects.create(user=target_user)[0].token_key
     out["audit"] = audit_record(action="test.matrix").pk
     out["migration"] = _migration(guest, source, target)
+    out["operation"] = _operation(target)
     out["static"] = "css/app.css"
     out["notification_target"] = _notification_target()
     return out
@@ -173,6 +174,12 @@ def _migration(guest, source, target) -> int:
         guest=guest, guest_name=guest.name, guest_uuid=guest.uuid, source=source, target=target
     )
     return job.pk
+
+
+def _operation(hypervisor) -> int:
+    from migrations_app.models import Operation
+
+    return Operation.objects.create(hypervisor=hypervisor, plan={"moves": []}).pk
 
 
 def _notification_target() -> int:
