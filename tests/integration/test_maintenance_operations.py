@@ -198,3 +198,25 @@ def test_a_viewer_may_not_enter_maintenance_and_is_audited(drain):
     assert response.status_code == 403
     assert AuditEvent.objects.filter(action="auth.denied", actor=viewer).exists()
     assert not Operation.objects.exists() and Hypervisor.objects.get(pk=drain["a"].pk).state != "maintenance"
+
+
+def test_the_pages_confirm_show_progress_and_exit(drain):
+    a = drain["a"]
+    viewer_page = _api(make_user("mt-v2", "viewer", password=None)).get(reverse("hypervisor-drain-plan", args=[a.pk]))
+    assert "Enter maintenance" not in viewer_page.content.decode()
+    client = _api(drain["operator"])
+    assert "Enter maintenance…" in client.get(reverse("hypervisor-drain-plan", args=[a.pk])).content.decode()
+    confirm = client.get(reverse("hypervisor-maintenance", args=[a.pk])).content.decode()
+    assert "Stop on first failure" in confirm and "move 3 guests" in confirm
+    response = client.post(reverse("hypervisor-maintenance", args=[a.pk]), {"stop_on_first_failure": "on"})
+    op = Operation.objects.get()
+    assert response.status_code == 302 and response["Location"] == op.get_absolute_url() and op.stop_on_first_failure
+    page = client.get(op.get_absolute_url()).content.decode()
+    assert "0 done · 1 running · 2 waiting · 0 failed, of 3" in page and 'hx-trigger="every 2s"' in page
+    assert f'id="operation-{op.pk}-job-{op.jobs.get().pk}"' in page and "Pause" in page
+    client.post(reverse("operation-cancel", args=[op.pk]))
+    op.refresh_from_db()
+    assert op.state == "cancelled"
+    assert "Exit maintenance" in client.get(reverse("hypervisor-drain-plan", args=[a.pk])).content.decode()
+    exited = client.post(reverse("hypervisor-maintenance-exit", args=[a.pk]))
+    assert exited.status_code == 200 and Hypervisor.objects.get(pk=a.pk).state == "online"

@@ -72,6 +72,13 @@ RULES: dict[str, Rule] = {
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
     "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
     "hypervisor-drain-plan":      Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
+    "hypervisor-maintenance":     Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
+    "hypervisor-maintenance-exit": Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="hypervisor"),
+    "operation-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
+    "operation-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
+    "operation-pause":            Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
+    "operation-resume":           Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="operation"),
+    "operation-cancel":           Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
     # accounts (login: a signed-in user is sent on to the topology)
     "login":                      Rule(None, get=302, post=302, anonymous_get=200, anonymous_post=200),
     "logout":                     Rule(None, get=405, post=302, anonymous_get=LOGIN, anonymous_post=302),
