@@ -220,3 +220,16 @@ def test_the_pages_confirm_show_progress_and_exit(drain):
     assert "Exit maintenance" in client.get(reverse("hypervisor-drain-plan", args=[a.pk])).content.decode()
     exited = client.post(reverse("hypervisor-maintenance-exit", args=[a.pk]))
     assert exited.status_code == 200 and Hypervisor.objects.get(pk=a.pk).state == "online"
+
+
+def test_a_child_created_before_a_crash_is_adopted_not_moved_twice(drain, settings):
+    """A worker died between creating a child and linking it to the operation: the next step adopts it."""
+    op = _enter(drain)
+    first = op.jobs.get()
+    MigrationJob.objects.filter(pk=first.pk).update(operation=None)  # the link was never written
+    settings.MIGRATION_MAX_OUTGOING = 3
+    operations.operation_advance(op.pk)
+    operations.operation_advance(op.pk)
+    guests = list(MigrationJob.objects.values_list("guest_id", flat=True))
+    assert len(guests) == len(set(guests)) == 3
+    assert op.jobs.filter(pk=first.pk).exists()
