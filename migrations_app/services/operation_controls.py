@@ -102,7 +102,9 @@ def reverse_plan(hypervisor: Hypervisor) -> list[dict[str, Any]]:
     if last is None:
         return []
     moves = []
-    for job in last.jobs.filter(state=State.SUCCEEDED).select_related("target").order_by("id"):
+    for job in last.jobs.filter(state=State.SUCCEEDED, guest__isnull=False).select_related("target").order_by("id"):
+        if job.guest_id is None:
+            continue
         guest = Guest.objects.filter(pk=job.guest_id, hypervisor=job.target).first()
         if guest is not None:
             moves.append(

@@ -108,7 +108,7 @@ def maintenance_enter(
                 hypervisor=hypervisor,
                 plan=plan_dict,
                 stop_on_first_failure=stop_on_first_failure,
-                requested_by=actor,
+                requested_by_id=getattr(actor, "pk", None),  # require() let only a signed-in user through
                 requested_from_ip=source_ip,
             )
             placement.set_maintenance(hypervisor.pk, True)
