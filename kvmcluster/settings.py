@@ -268,6 +268,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MigrationStateEnum": "migrations_app.choices.State",
         "HypervisorStateEnum": "hosts.models.Hypervisor.State",
+        "MigrationKindEnum": "migrations_app.choices.Kind",
+        "OperationKindEnum": "migrations_app.choices.OperationKind",
+        "OperationStateEnum": "migrations_app.choices.OperationState",
     },
 }
 

@@ -64,3 +64,33 @@ class WhereGuestIs(models.TextChoices):
     BOTH = "both", "On both hosts"
     NOWHERE = "nowhere", "On neither host"
     UNKNOWN = "unknown", "Unknown (a host did not answer)"
+
+
+class OperationKind(models.TextChoices):
+    DRAIN = "drain", "Drain (empty the host for maintenance)"
+    BALANCE = "balance", "Balance"
+    RECOVER = "recover", "Recover"
+
+
+class OperationState(models.TextChoices):
+    """Where an Operation stands. Meanings (one line each):
+
+    RUNNING     children are being started as the plan says; the operation waits for them
+    PAUSED      no new child starts; children already started run to their end
+    CANCELLING  an operator cancelled: waiting children were cancelled, running ones are being cancelled
+    DONE        every child ended and no guest is left on the host
+    INCOMPLETE  every child ended but guests are left on the host (the reasons are stored)
+    CANCELLED   cancelled; every child has ended
+    """
+
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    CANCELLING = "cancelling", "Cancelling"
+    DONE = "done", "Done"
+    INCOMPLETE = "incomplete", "Incomplete"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# At most one of these per hypervisor (a partial unique constraint).
+OPERATION_ACTIVE_STATES = frozenset({OperationState.RUNNING, OperationState.PAUSED, OperationState.CANCELLING})
+OPERATION_TERMINAL_STATES = frozenset({OperationState.DONE, OperationState.INCOMPLETE, OperationState.CANCELLED})

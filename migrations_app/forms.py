@@ -130,3 +130,12 @@ def option_rows(kind: str, options: dict) -> list[tuple[str, str]]:
 
 class BandwidthForm(forms.Form):
     mibps = forms.IntegerField(min_value=1, max_value=100_000, label="Bandwidth (MiB/s)")
+
+
+class MaintenanceForm(forms.Form):
+    """The confirmation of a drain: stop after the first failed move, or go on with the others."""
+
+    stop_on_first_failure = forms.BooleanField(required=False, label="Stop on first failure")
+    force = forms.BooleanField(
+        required=False, label="Move the movable guests even though some cannot move (the host stays occupied)"
+    )

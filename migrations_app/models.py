@@ -1,11 +1,77 @@
-"""Guest migration jobs, their throttled progress samples and their timeline."""
+"""Guest migration jobs, their throttled progress samples and their timeline; operations (a drain) that
+parent several jobs."""
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
-from migrations_app.choices import ACTIVE_STATES, TERMINAL_STATES, Kind, Phase, State, WhereGuestIs
+from migrations_app.choices import (
+    ACTIVE_STATES,
+    OPERATION_ACTIVE_STATES,
+    OPERATION_TERMINAL_STATES,
+    TERMINAL_STATES,
+    Kind,
+    OperationKind,
+    OperationState,
+    Phase,
+    State,
+    WhereGuestIs,
+)
+
+
+class Operation(models.Model):
+    """One operator action that runs several guest migrations, e.g. draining a host for maintenance.
+
+    Invariants:
+    - `state` changes only by compare-and-set in migrations_app.services.operations;
+    - at most one operation per hypervisor is in OPERATION_ACTIVE_STATES (a partial unique constraint);
+    - `plan` is the plan as the operator confirmed it (services.drain.plan_as_dict); children follow it;
+    - each child MigrationJob points here (`operation`) and carries an idempotency key derived from
+      (operation, guest), so a retried step never starts a second move of a guest.
+    """
+
+    kind = models.CharField(max_length=16, choices=OperationKind.choices, default=OperationKind.DRAIN)
+    hypervisor = models.ForeignKey("hosts.Hypervisor", on_delete=models.PROTECT, related_name="operations")
+    state = models.CharField(
+        max_length=16, choices=OperationState.choices, default=OperationState.RUNNING, db_index=True
+    )
+    plan = models.JSONField(default=dict, blank=True)
+    stop_on_first_failure = models.BooleanField(default=False)
+    stopped = models.BooleanField(default=False, help_text="A child failed and stop_on_first_failure was set.")
+    reasons = models.JSONField(default=list, blank=True, help_text="Why the host is not empty (incomplete).")
+    refusals = models.JSONField(default=dict, blank=True, help_text="Guest id -> why its move could not start.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_from_ip = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hypervisor"],
+                condition=Q(state__in=sorted(s.value for s in OPERATION_ACTIVE_STATES)),
+                name="one_active_operation_per_hypervisor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"operation #{self.pk} {self.kind} {self.hypervisor.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("operation-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in OPERATION_ACTIVE_STATES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in OPERATION_TERMINAL_STATES
 
 
 class MigrationJob(models.Model):
@@ -70,6 +136,7 @@ class MigrationJob(models.Model):
     # What the move was predicted to do when it was requested (services.predictions): the job page shows
     # it beside what happened.
     prediction = models.JSONField(default=dict, blank=True)
+    operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
 
     class Meta:
         ordering = ["-requested_at", "-id"]

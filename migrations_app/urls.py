@@ -1,9 +1,9 @@
 """Guest migration pages under /migrations/, plus the Migrate form under /guests/<pk>/migrate/ and a host's
-drain plan under /hypervisors/<pk>/drain-plan/."""
+drain plan under /hypervisors/<pk>/drain-plan/, maintenance mode and /operations/<pk>/."""
 
 from django.urls import path
 
-from migrations_app import views
+from migrations_app import views, views_operations
 
 urlpatterns = [
     path("", views.migration_list, name="migration-list"),
@@ -19,4 +19,15 @@ guest_urlpatterns = [
     path("guests/<int:pk>/migrate/", views.migration_create, name="guest-migrate"),
     path("guests/<int:pk>/migrate/targets/", views.migration_targets, name="guest-migrate-targets"),
     path("hypervisors/<int:pk>/drain-plan/", views.hypervisor_drain_plan, name="hypervisor-drain-plan"),
+    path("hypervisors/<int:pk>/maintenance/", views_operations.hypervisor_maintenance, name="hypervisor-maintenance"),
+    path(
+        "hypervisors/<int:pk>/maintenance/exit/",
+        views_operations.hypervisor_maintenance_exit,
+        name="hypervisor-maintenance-exit",
+    ),
+    path("operations/<int:pk>/", views_operations.operation_detail, name="operation-detail"),
+    path("operations/<int:pk>/progress/", views_operations.operation_progress, name="operation-progress"),
+    path("operations/<int:pk>/pause/", views_operations.operation_pause, name="operation-pause"),
+    path("operations/<int:pk>/resume/", views_operations.operation_resume, name="operation-resume"),
+    path("operations/<int:pk>/cancel/", views_operations.operation_cancel, name="operation-cancel"),
 ]

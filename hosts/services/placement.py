@@ -25,3 +25,13 @@ def record_location(guest_id: int, *, power: str, hypervisor: Hypervisor | None 
     if hypervisor is not None:
         fields["hypervisor"] = hypervisor
     Guest.objects.filter(pk=guest_id).update(**fields)
+
+
+def set_maintenance(hypervisor_id: int, on: bool) -> bool:
+    """Put the host in the operator's sticky MAINTENANCE state (nothing new lands on it), or take it out
+    (ONLINE: the next inventory refresh says OFFLINE if it does not answer). Compare-and-set: False when the
+    host was already in the asked state."""
+    hosts = Hypervisor.objects.filter(pk=hypervisor_id)
+    if on:
+        return bool(hosts.exclude(state=Hypervisor.State.MAINTENANCE).update(state=Hypervisor.State.MAINTENANCE))
+    return bool(hosts.filter(state=Hypervisor.State.MAINTENANCE).update(state=Hypervisor.State.ONLINE))

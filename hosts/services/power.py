@@ -41,6 +41,8 @@ def guest_power(*, guest: Guest, action: str, actor: Actor = None, source_ip: st
         raise PowerRefused(f"{guest.name} is being moved; wait for the guest migration to finish.")
     call, audit_action = ACTIONS[action]
     hypervisor = guest.hypervisor
+    if action == "start" and hypervisor.state == hypervisor.State.MAINTENANCE:
+        raise PowerRefused(f"{hypervisor.name} is in maintenance: no guest starts on it. Move the guest first.")
     audit: dict[str, Any] = dict(
         action=audit_action,
         actor=actor,

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from hosts import api as hosts_api
 from migrations_app import api as migrations_api
+from migrations_app import api_operations as operations_api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -23,6 +24,10 @@ router.register(r"guests/(?P<guest_pk>\d+)/targets", migrations_api.GuestTargets
 router.register(
     r"hypervisors/(?P<hypervisor_pk>\d+)/drain-plan", migrations_api.DrainPlanViewSet, basename="api-drain-plan"
 )
+router.register(
+    r"hypervisors/(?P<hypervisor_pk>\d+)/maintenance", operations_api.MaintenanceViewSet, basename="api-maintenance"
+)
+router.register("operations", operations_api.OperationViewSet, basename="api-operation")
 router.register("audit-events", accounts_api.AuditEventViewSet, basename="api-audit-event")
 router.register("users", accounts_api.UserViewSet, basename="api-user")
 router.register("roles", accounts_api.RoleViewSet, basename="api-role")

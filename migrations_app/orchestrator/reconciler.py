@@ -23,6 +23,7 @@ from migrations_app import services
 from migrations_app.choices import State
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import outcome
+from migrations_app.services import operations
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def reconcile() -> list[str]:
         services.record_event(job.pk, "reconciler", "still pending: task re-enqueued")
         decisions.append(f"#{job.pk} re-enqueued")
     services.admit_queued()
+    operations.advance_active()  # a worker crash mid-operation resumes from the database
     if decisions:
         log.info("reconciler: %s", "; ".join(decisions))
     return decisions

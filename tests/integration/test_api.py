@@ -15,7 +15,7 @@ from knox.models import AuthToken
 
 from accounts.roles import ROLES, Perm
 from hosts.models import Guest, Hypervisor, StorageServer
-from migrations_app.models import MigrationJob
+from migrations_app.models import MigrationJob, Operation
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +32,12 @@ API_RULES = {
     "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
     "api-drain-plan-list": [("GET", Perm.VIEW_CLUSTER, "hypervisor_pk", 200)],
+    "api-maintenance-list": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
+    "api-maintenance-exit": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
+    "api-operation-detail": [("GET", Perm.VIEW_CLUSTER, "operation", 200)],
+    "api-operation-pause": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
+    "api-operation-resume": [("POST", Perm.RUN_MIGRATIONS, "operation", 409)],
+    "api-operation-cancel": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
     "api-migration-list": [("GET", Perm.VIEW_CLUSTER, "", 200), ("POST", Perm.RUN_MIGRATIONS, "", 400)],
     "api-migration-detail": [("GET", Perm.VIEW_CLUSTER, "migration", 200)],
     "api-migration-cancel": [("POST", Perm.RUN_MIGRATIONS, "migration", 202)],
@@ -72,7 +78,9 @@ def objects():
     )
     from accounts.audit import audit_record
 
+    operation = Operation.objects.create(hypervisor=target, plan={"moves": []})
     return {
+        "operation": operation.pk,
         "user": make_user("api-target", "viewer", password=None).pk,
         "audit": audit_record(action="test.api").pk,
         "storage": storage.pk,

@@ -72,6 +72,13 @@ RULES: dict[str, Rule] = {
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
     "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
     "hypervisor-drain-plan":      Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
+    "hypervisor-maintenance":     Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
+    "hypervisor-maintenance-exit": Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="hypervisor"),
+    "operation-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
+    "operation-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
+    "operation-pause":            Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
+    "operation-resume":           Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="operation"),
+    "operation-cancel":           Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
     # accounts (login: a signed-in user is sent on to the topology)
     "login":                      Rule(None, get=302, post=302, anonymous_get=200, anonymous_post=200),
     "logout":                     Rule(None, get=405, post=302, anonymous_get=LOGIN, anonymous_post=302),
@@ -161,6 +168,7 @@ def objects(db):
     out["api_token"] = AuthToken.objects.create(user=target_user)[0].token_key
     out["audit"] = audit_record(action="test.matrix").pk
     out["migration"] = _migration(guest, source, target)
+    out["operation"] = _operation(target)
     out["static"] = "css/app.css"
     out["notification_target"] = _notification_target()
     return out
@@ -173,6 +181,12 @@ def _migration(guest, source, target) -> int:
         guest=guest, guest_name=guest.name, guest_uuid=guest.uuid, source=source, target=target
     )
     return job.pk
+
+
+def _operation(hypervisor) -> int:
+    from migrations_app.models import Operation
+
+    return Operation.objects.create(hypervisor=hypervisor, plan={"moves": []}).pk
 
 
 def _notification_target() -> int:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('migrations_app', '0003_idempotency_key'),
+        ('migrations_app', '0004_operation'),
     ]
 
     operations = [
