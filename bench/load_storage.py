@@ -46,7 +46,7 @@ def table_bytes(table: str) -> int:
         cur.execute("SELECT name FROM sqlite_master WHERE tbl_name = %s", [table])
         names = [r[0] for r in cur.fetchall()]
         cur.execute(
-            f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({','.join(['%s'] * len(names))})",  # noqa: S608
+            f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({','.join(['%s'] * len(names))})",
             names,
         )
         return cur.fetchone()[0]

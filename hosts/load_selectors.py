@@ -65,3 +65,37 @@ def latest_cpu_pct(now: datetime | None = None) -> Subquery:
         hypervisor_id=OuterRef("pk"), resolution_s=RAW.resolution_s, at__gte=now - LATEST_WITHIN
     ).order_by("-at")
     return Subquery(latest.values("cpu_pct")[:1])
+
+
+@dataclass(frozen=True)
+class LoadPanel:
+    """What a page's load panel shows: the series for the chart and the latest figures as text."""
+
+    dom_id: str  # <model>-<pk>-load
+    series: dict
+    cpu_key: str  # the series column the chart draws as CPU %
+    memory_key: str
+    latest_cpu: float | None
+    latest_memory_mib: float | None
+
+    @property
+    def data_id(self) -> str:
+        return f"{self.dom_id}-data"
+
+
+def _panel(dom_id: str, series: LoadSeries, cpu_key: str, memory_key: str) -> LoadPanel:
+    cpu = next((v for v in reversed(series.columns[cpu_key]) if v is not None), None)
+    memory = series.columns[memory_key][-1] if series.at else None
+    return LoadPanel(dom_id, series.as_json(), cpu_key, memory_key, cpu, memory)
+
+
+def host_load_panel(hypervisor_id: int, now: datetime | None = None) -> LoadPanel:
+    now = now or timezone.now()
+    series = host_load_series(hypervisor_id, now - timedelta(hours=1), now)
+    return _panel(f"hypervisor-{hypervisor_id}-load", series, "cpu_pct", "memory_used_mib")
+
+
+def guest_load_panel(guest_id: int, now: datetime | None = None) -> LoadPanel:
+    now = now or timezone.now()
+    series = guest_load_series(guest_id, now - timedelta(hours=1), now)
+    return _panel(f"guest-{guest_id}-load", series, "cpu_pct_of_vcpus", "memory_mib")

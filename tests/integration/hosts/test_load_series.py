@@ -1,5 +1,7 @@
 """Reading measured load back: the finest tier covering the range, and the topology's measured CPU."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -51,3 +53,25 @@ def test_the_topology_shows_measured_cpu_beside_allocation_only_while_it_is_fres
 
     assert f'id="hypervisor-{hv.pk}-cpu-measured">CPU measured 37 %<' in html
     assert html.count("CPU measured") == 1
+
+
+def test_the_hypervisor_page_charts_the_last_hour_from_a_json_block(client_as, cluster):
+    hv, now = cluster["hv_a"], timezone.now()
+    _row(hv, timedelta(minutes=2), 10, 41.6, now)
+    _row(hv, timedelta(hours=2), 10, 99.0, now)  # outside the hour
+
+    html = client_as("viewer").get(reverse("hypervisor-detail", args=[hv.pk])).content.decode()
+
+    assert "/static/vendor/uPlot-1.6.32.iife.min.js" in html and "/static/js/load-chart.js" in html
+    assert f'data-load-chart="hypervisor-{hv.pk}-load-data"' in html
+    data = re.search(rf'<script id="hypervisor-{hv.pk}-load-data" type="application/json">(.*?)</script>', html)
+    series = json.loads(data.group(1))
+    assert (series["resolution_s"], series["cpu_pct"], series["memory_used_mib"]) == (10, [41.6], [100])
+    assert "Latest: CPU 42 %, memory in use 100 MiB." in html
+
+
+def test_a_hypervisor_without_measurements_says_so(client_as, cluster):
+    hv = cluster["hv_a"]
+    html = client_as("viewer").get(reverse("hypervisor-detail", args=[hv.pk])).content.decode()
+    assert f'id="hypervisor-{hv.pk}-load-latest">No measurements yet' in html
+    assert "data-load-chart" not in html
