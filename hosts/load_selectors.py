@@ -75,6 +75,7 @@ class LoadPanel:
     series: dict
     cpu_key: str  # the series column the chart draws as CPU %
     memory_key: str
+    cpu_label: str  # what the CPU figure is a percentage of
     latest_cpu: float | None
     latest_memory_mib: float | None
 
@@ -83,19 +84,19 @@ class LoadPanel:
         return f"{self.dom_id}-data"
 
 
-def _panel(dom_id: str, series: LoadSeries, cpu_key: str, memory_key: str) -> LoadPanel:
+def _panel(dom_id: str, series: LoadSeries, cpu_key: str, memory_key: str, cpu_label: str) -> LoadPanel:
     cpu = next((v for v in reversed(series.columns[cpu_key]) if v is not None), None)
     memory = series.columns[memory_key][-1] if series.at else None
-    return LoadPanel(dom_id, series.as_json(), cpu_key, memory_key, cpu, memory)
+    return LoadPanel(dom_id, series.as_json(), cpu_key, memory_key, cpu_label, cpu, memory)
 
 
 def host_load_panel(hypervisor_id: int, now: datetime | None = None) -> LoadPanel:
     now = now or timezone.now()
     series = host_load_series(hypervisor_id, now - timedelta(hours=1), now)
-    return _panel(f"hypervisor-{hypervisor_id}-load", series, "cpu_pct", "memory_used_mib")
+    return _panel(f"hypervisor-{hypervisor_id}-load", series, "cpu_pct", "memory_used_mib", "of the host's CPUs")
 
 
 def guest_load_panel(guest_id: int, now: datetime | None = None) -> LoadPanel:
     now = now or timezone.now()
     series = guest_load_series(guest_id, now - timedelta(hours=1), now)
-    return _panel(f"guest-{guest_id}-load", series, "cpu_pct_of_vcpus", "memory_mib")
+    return _panel(f"guest-{guest_id}-load", series, "cpu_pct_of_vcpus", "memory_mib", "of its vCPUs")

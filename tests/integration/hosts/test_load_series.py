@@ -67,7 +67,7 @@ def test_the_hypervisor_page_charts_the_last_hour_from_a_json_block(client_as, c
     data = re.search(rf'<script id="hypervisor-{hv.pk}-load-data" type="application/json">(.*?)</script>', html)
     series = json.loads(data.group(1))
     assert (series["resolution_s"], series["cpu_pct"], series["memory_used_mib"]) == (10, [41.6], [100])
-    assert "Latest: CPU 42 %, memory in use 100 MiB." in html
+    assert "Latest: CPU 42 % of the host&#x27;s CPUs, memory in use 100 MiB." in html
 
 
 def test_a_hypervisor_without_measurements_says_so(client_as, cluster):
@@ -75,3 +75,14 @@ def test_a_hypervisor_without_measurements_says_so(client_as, cluster):
     html = client_as("viewer").get(reverse("hypervisor-detail", args=[hv.pk])).content.decode()
     assert f'id="hypervisor-{hv.pk}-load-latest">No measurements yet' in html
     assert "data-load-chart" not in html
+
+
+def test_the_guest_page_charts_the_guests_own_load(client_as, cluster):
+    guest, now = Guest.objects.get(name="web01"), timezone.now()
+    GuestLoadSample.objects.create(guest=guest, at=now - timedelta(seconds=30), resolution_s=10,
+                                   cpu_pct_of_vcpus=64.0, cpu_cores=1.28, memory_mib=700)  # fmt: skip
+
+    html = client_as("viewer").get(reverse("guest-detail", args=[guest.pk])).content.decode()
+
+    assert f'data-load-chart="guest-{guest.pk}-load-data"' in html and 'data-cpu="cpu_pct_of_vcpus"' in html
+    assert "Latest: CPU 64 % of its vCPUs, memory in use 700 MiB." in html
