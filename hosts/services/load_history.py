@@ -17,6 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Avg, Max, Min, QuerySet
@@ -77,7 +78,9 @@ def record_round(now: datetime | None = None) -> RoundResult:
     uuids = {g.uuid for s in taken.values() for g in s.guests if g.state == "running"}
     guest_ids = {str(u): pk for u, pk in Guest.objects.filter(uuid__in=uuids).values_list("uuid", "pk")}
 
-    host_rows, guest_rows, missing = [], [], set()
+    host_rows: list[HostLoadSample] = []
+    guest_rows: list[GuestLoadSample] = []
+    missing: set[str] = set()
     for pk, sample in taken.items():
         before: LoadSample | None = previous.get(_key(pk))
         missing.update(sample.missing)
@@ -144,7 +147,7 @@ def _roll_up(model: type[HostLoadSample] | type[GuestLoadSample], owner: str, fi
             .values(owner)
             .annotate(**{f"v_{f}": Max(f) if f == "memory_total_mib" else Avg(f) for f in fields})
         )
-        rows = [
+        rows: list[Any] = [  # one model's rows; mypy cannot tie the element type to `model`
             model(
                 **{owner: g[owner], "at": start, "resolution_s": coarse.resolution_s},
                 **{f: _typed(f, g[f"v_{f}"]) for f in fields},
