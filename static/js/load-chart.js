@@ -1,6 +1,7 @@
 // Measured load charts (uPlot, vendored in static/vendor/). Each [data-load-chart] element names the
 // json_script holding its series: {resolution_s, at: [unix s], <column>: [...]}. Two axes: CPU % on the
-// left, memory in use (MiB) on the right; a null is a gap (no measurement), never a zero.
+// left, memory in use (MiB) on the right; a null is a gap (no measurement), never a zero. While the tab
+// is visible the chart asks its data-load-url for the hour again every 10 s (a round's cadence).
 (function () {
   "use strict";
 
@@ -31,6 +32,15 @@
     };
     var plot = new uPlot(opts, [s.at, s[cpuKey], s[memKey]], el);
     window.addEventListener("resize", function () { plot.setSize({width: Math.max(el.clientWidth, 300), height: 220}); });
+    var url = el.getAttribute("data-load-url");
+    if (!url) { return; }
+    setInterval(function () {
+      if (document.hidden) { return; }
+      fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d && d.at) { plot.setData([d.at, d[cpuKey], d[memKey]]); } })
+        .catch(function () { /* the next poll tries again */ });
+    }, 10000);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

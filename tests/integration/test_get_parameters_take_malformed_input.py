@@ -44,6 +44,8 @@ GET_PARAMS: dict[str, list[str]] = {
     "guest-migrate":         READINESS,
     "guest-migrate-targets": READINESS,
     "hypervisor-drain-plan": [],
+    "hypervisor-load":       [],
+    "guest-load":            [],
     "login":                 ["next"],
     "user-list":             [],
     "user-create":           [],

@@ -86,3 +86,17 @@ def test_the_guest_page_charts_the_guests_own_load(client_as, cluster):
 
     assert f'data-load-chart="guest-{guest.pk}-load-data"' in html and 'data-cpu="cpu_pct_of_vcpus"' in html
     assert "Latest: CPU 64 % of its vCPUs, memory in use 700 MiB." in html
+
+
+def test_the_charts_poll_the_same_hour_as_json(client_as, cluster):
+    hv, now = cluster["hv_a"], timezone.now()
+    _row(hv, timedelta(seconds=20), 10, 55.0, now)
+    client = client_as("viewer")
+
+    page = client.get(reverse("hypervisor-detail", args=[hv.pk])).content.decode()
+    assert f'data-load-url="{reverse("hypervisor-load", args=[hv.pk])}"' in page
+    body = client.get(reverse("hypervisor-load", args=[hv.pk])).json()
+    assert (body["resolution_s"], body["cpu_pct"], body["memory_total_mib"]) == (10, [55.0], [200])
+    assert client.get(reverse("hypervisor-load", args=[99999])).status_code == 404
+    guest = Guest.objects.get(name="web01")
+    assert client.get(reverse("guest-load", args=[guest.pk])).json()["cpu_pct_of_vcpus"] == []
