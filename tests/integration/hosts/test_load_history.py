@@ -171,3 +171,20 @@ def test_pruning_keeps_each_tiers_window(tmp_path):
         assert all(age <= timedelta(days=30) for _, age in kept)
         assert not model.objects.filter(resolution_s=10, at__lt=NOW - timedelta(hours=1)).exists()
         assert not model.objects.filter(resolution_s=60, at__lt=NOW - timedelta(days=1)).exists()
+
+
+def test_downsampling_and_pruning_take_the_same_queries_for_2_or_20_guests(tmp_path):
+    counts = []
+    for guests in (2, 20):
+        HostLoadSample.objects.all().delete()
+        GuestLoadSample.objects.all().delete()
+        hv = _host(tmp_path, f"hv-{guests}", running=guests)
+        for guest in Guest.objects.filter(hypervisor=hv):
+            _raw_rows(hv, guest, NOW - timedelta(hours=2), seconds=3 * 3600)  # some past the 10 s tier's hour
+        with CaptureQueriesContext(connection) as queries:
+            load_history.downsample_and_prune(NOW)
+        counts.append(len(queries))
+        assert not GuestLoadSample.objects.filter(resolution_s=10, at__lt=NOW - timedelta(hours=1)).exists()
+        rolled = GuestLoadSample.objects.filter(resolution_s=60).count()
+        assert rolled == guests * load_history.MAX_BUCKETS_PER_CALL  # a long backlog catches up in steps
+    assert counts[0] == counts[1]
