@@ -238,3 +238,49 @@ class InventoryRefreshStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hypervisor_id}: {self.refreshes} refreshes, {self.failures} failed"
+
+
+class HostLoadSample(models.Model):
+    """A host's measured load over one interval of `resolution_s` seconds starting at `at`.
+
+    Invariant: written by hosts.services.load_history only. 10 s rows come from two libvirt samples;
+    coarser rows are averages of the finer tier's rows in their interval (hosts.load_tiers says how
+    long each tier is kept). `cpu_pct` is None when the interval had no usable CPU counters.
+    """
+
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="load_samples")
+    at = models.DateTimeField()
+    resolution_s = models.PositiveIntegerField()
+    cpu_pct = models.FloatField(null=True)
+    memory_used_mib = models.PositiveBigIntegerField()
+    memory_total_mib = models.PositiveBigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["hypervisor", "resolution_s", "at"]),
+            models.Index(fields=["resolution_s", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hypervisor_id}@{self.at:%H:%M:%S}/{self.resolution_s}s: {self.cpu_pct}%"
+
+
+class GuestLoadSample(models.Model):
+    """A running guest's measured load over one interval of `resolution_s` seconds starting at `at`.
+
+    Invariant: as HostLoadSample; `cpu_pct_of_vcpus` (100 = every vCPU busy) and `cpu_cores` (host
+    cores' worth used) are None when libvirt gave no CPU time for both ends of the interval.
+    """
+
+    guest = models.ForeignKey(Guest, on_delete=models.CASCADE, related_name="load_samples")
+    at = models.DateTimeField()
+    resolution_s = models.PositiveIntegerField()
+    cpu_pct_of_vcpus = models.FloatField(null=True)
+    cpu_cores = models.FloatField(null=True)
+    memory_mib = models.PositiveBigIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["guest", "resolution_s", "at"]), models.Index(fields=["resolution_s", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.guest_id}@{self.at:%H:%M:%S}/{self.resolution_s}s: {self.cpu_pct_of_vcpus}%"

@@ -15,6 +15,7 @@ from django.db import connections
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, Window
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 
+from hosts.load_selectors import latest_cpu_pct
 from hosts.models import Guest, GuestDisk, Hypervisor, StorageServer
 
 CHIPS_PER_HOST = 8
@@ -149,6 +150,7 @@ def _hypervisors() -> QuerySet[Hypervisor]:
     return Hypervisor.objects.annotate(
         guest_count=_guest_count(),
         running_count=_guest_count(power=Guest.Power.RUNNING),
+        measured_cpu_pct=latest_cpu_pct(),  # a subquery: no extra query per host
     ).prefetch_related(
         Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol"), to_attr="mounts")
     )

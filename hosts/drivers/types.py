@@ -165,3 +165,40 @@ class MigrationOptions:
     unsafe: bool = False  # file disks on a plain shared dir need libvirt's UNSAFE flag (docs/driver.md)
     tls: bool = False  # encrypt QEMU's migration stream (VIR_MIGRATE_TLS; both hosts need certificates)
     migration_uri: str = ""  # tcp://addr of the destination's migration address, if set
+
+
+@dataclass(frozen=True)
+class GuestCounters:
+    """One guest's raw counters from a host's bulk stats call. None: the hypervisor did not report it."""
+
+    uuid: str
+    state: str
+    vcpus: int | None = None
+    cpu_time_ns: int | None = None  # cumulative, all vCPUs and emulator threads
+    memory_kib: int | None = None  # balloon rss when known (what the host pays), else the balloon's current size
+    block_rd_bytes: int | None = None  # cumulative, summed over disks
+    block_wr_bytes: int | None = None
+    net_rx_bytes: int | None = None  # cumulative, summed over interfaces
+    net_tx_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """A host's raw load counters from one round of calls; rates need two samples (hosts.load).
+
+    `at_ns` is the local wall clock when the sample was taken (the divisor for guest CPU time).
+    `missing` names what the hypervisor driver could not report (libvirt's test driver has no node
+    memory stats and reports only the state of its domains).
+    """
+
+    uri: str
+    at_ns: int
+    cpus: int
+    cpu_user_ns: int | None
+    cpu_kernel_ns: int | None
+    cpu_idle_ns: int | None
+    cpu_iowait_ns: int | None
+    memory_total_kib: int
+    memory_free_kib: int  # free + buffers + cached when node memory stats exist: what the host can reclaim
+    guests: tuple[GuestCounters, ...] = ()
+    missing: tuple[str, ...] = ()

@@ -3,7 +3,8 @@
 django-q2 schedules fire at 30-60 s granularity, but operators expect a host's state within seconds.
 So the watcher runs in short chunks: it takes the `WorkerLease` (exactly one runs cluster-wide),
 refreshes every host every few seconds and a host at once when libvirt reports a lifecycle event on
-a connection it holds open, then releases the lease and enqueues its successor. Short chunks let a
+a connection it holds open, then releases the lease and enqueues its successor. Every 10 s it also takes
+the measured-load round (hosts.services.load_history). Short chunks let a
 worker shut down gracefully within seconds; a schedule every minute restarts the chain if a worker
 died mid-chunk (its lease expires).
 """
@@ -26,6 +27,7 @@ from django.utils import timezone
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Hypervisor, WorkerLease
+from hosts.services import load_history
 from hosts.services.inventory import refresh_all
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
             now = time.monotonic()
             if now >= next_full:
                 refresh_all()
+                _sample_load()
                 next_full = now + interval_s
             else:
                 uris = events.take()
@@ -128,6 +131,14 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
             sub.cancel()
         release_lease(LEASE_NAME, holder)
     return rounds
+
+
+def _sample_load() -> None:
+    """Measured load rides on the watcher: it already runs once cluster-wide every few seconds."""
+    try:
+        load_history.tick()
+    except Exception:  # a failed history write must never stop the inventory the topology depends on
+        log.exception("load sampling round failed")
 
 
 def _subscribe(subscriptions: dict[str, driver.Subscription], events: _Events) -> None:

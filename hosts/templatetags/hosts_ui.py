@@ -162,8 +162,10 @@ def _bar(dom_id: str, label: str, pct: int, text: str, spoken: str) -> Bar:
 def capacity_bars(h) -> str:
     """CPU and memory bars of a host card: visible text + role=meter with a spoken value.
 
-    Ids: hypervisor-<pk>-cpu and hypervisor-<pk>-memory (the texts), each with a `-label`.
+    Ids: hypervisor-<pk>-cpu and hypervisor-<pk>-memory (the texts), each with a `-label`; beside them
+    hypervisor-<pk>-cpu-measured, the CPU libvirt measured in the last round (allocation is not load).
     """
+    measured = getattr(h, "measured_cpu_pct", None)
     cpu, mem = h.cpu_used_percent, h.memory_used_percent
     used, total = size_from_mib(h.memory_used_mib), size_from_mib(h.memory_total_mib)
     bars = (
@@ -182,4 +184,5 @@ def capacity_bars(h) -> str:
             f"{used} of {total} in use, {mem} percent",
         ),
     )
-    return _render("hosts/components/capacity_bars.html", (("bars", bars),))
+    measured_view = (f"hypervisor-{h.pk}-cpu-measured", round(measured)) if measured is not None else None
+    return _render("hosts/components/capacity_bars.html", (("bars", bars), ("measured", measured_view)))

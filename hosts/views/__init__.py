@@ -9,18 +9,21 @@ from hosts.views.hypervisors import (
     hypervisor_list,
     hypervisor_test_connection,
 )
+from hosts.views.load import guest_load, hypervisor_load
 from hosts.views.storage import storage_create, storage_delete, storage_detail, storage_edit, storage_list
 from hosts.views.topology import inventory_refresh, topology
 
 __all__ = [
     "guest_detail",
     "guest_list",
+    "guest_load",
     "guest_power",
     "hypervisor_create",
     "hypervisor_delete",
     "hypervisor_detail",
     "hypervisor_edit",
     "hypervisor_list",
+    "hypervisor_load",
     "hypervisor_test_connection",
     "inventory_refresh",
     "storage_create",

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.audit import request_ip
 from accounts.permissions import require_perm
 from accounts.roles import Perm
-from hosts import selectors
+from hosts import load_selectors, selectors
 from hosts.models import Guest
 from hosts.services import power
 from hosts.views.common import guest_table_context, render_table, wants_table_only
@@ -30,7 +30,10 @@ def guest_detail(request, pk: int):
         guest = selectors.guest_detail(pk)
     except Guest.DoesNotExist as err:
         raise Http404("No such guest") from err
-    return render(request, "hosts/guest_detail.html", {"guest": guest, "power_actions": power.ACTIONS})
+    panel = load_selectors.guest_load_panel(pk)
+    return render(
+        request, "hosts/guest_detail.html", {"guest": guest, "power_actions": power.ACTIONS, "load_panel": panel}
+    )
 
 
 @require_POST

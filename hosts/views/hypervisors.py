@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.audit import request_ip
 from accounts.permissions import require_perm
 from accounts.roles import Perm
-from hosts import selectors
+from hosts import load_selectors, selectors
 from hosts.forms import ConnectionTestForm, HypervisorForm
 from hosts.models import Hypervisor
 from hosts.services import onboarding
@@ -32,7 +32,12 @@ def hypervisor_detail(request, pk: int):
     ctx = guest_table_context(request, fixed_host=pk)
     if wants_table_only(request):
         return render_table(request, ctx)
-    return render(request, "hosts/hypervisor_detail.html", {"card": card, "hypervisor": card.hypervisor, **ctx})
+    panel = load_selectors.host_load_panel(pk)
+    return render(
+        request,
+        "hosts/hypervisor_detail.html",
+        {"card": card, "hypervisor": card.hypervisor, "load_panel": panel, **ctx},
+    )
 
 
 def _probe(form_data) -> dict:

@@ -1,13 +1,16 @@
 """Seed the e2e server's database (run as a subprocess with the server's environment).
 
 Reads JSON on stdin: {"users": [{"username", "password", "role"}], "storage": [{...StorageServer fields}],
-"hypervisors": [{"name", "uri", "storage": [names]}]}, then reads every hypervisor through inventory,
-exactly as the worker would, and prints {"guests": {name: pk}, "hypervisors": {name: pk}} as JSON.
+"hypervisors": [{"name", "uri", "storage": [names]}], "host_load": [{"hypervisor", "cpu_pct": [...]}]}, then
+reads every hypervisor through inventory, exactly as the worker would, writes each host_load entry as 10 s
+load rows ending now (memory from the host's facts), and prints {"guests": {name: pk}, "hypervisors":
+{name: pk}} as JSON.
 """
 
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -18,9 +21,10 @@ import django
 django.setup()
 
 from django.contrib.auth.models import Group, User  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from accounts.roles import sync_role_groups  # noqa: E402
-from hosts.models import Guest, Hypervisor, StorageServer  # noqa: E402
+from hosts.models import Guest, HostLoadSample, Hypervisor, StorageServer  # noqa: E402
 from hosts.services import inventory  # noqa: E402
 
 
@@ -38,6 +42,15 @@ def main() -> None:
     failed = [r for r in results if not r.online]
     if failed:
         sys.exit(f"inventory could not read: {failed}")
+    now = timezone.now()
+    for entry in spec.get("host_load", []):
+        hv = Hypervisor.objects.get(name=entry["hypervisor"])
+        values = entry["cpu_pct"]
+        HostLoadSample.objects.bulk_create(
+            HostLoadSample(hypervisor=hv, at=now - timedelta(seconds=10 * (len(values) - 1 - i)), resolution_s=10,
+                           cpu_pct=v, memory_used_mib=hv.memory_used_mib, memory_total_mib=hv.memory_total_mib)
+            for i, v in enumerate(values)
+        )  # fmt: skip
     print(
         json.dumps(
             {

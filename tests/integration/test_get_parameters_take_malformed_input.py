@@ -47,6 +47,8 @@ GET_PARAMS: dict[str, list[str]] = {
     "hypervisor-maintenance": [],
     "operation-detail":      [],
     "operation-progress":    [],
+    "hypervisor-load":       [],
+    "guest-load":            [],
     "login":                 ["next"],
     "user-list":             [],
     "user-create":           [],

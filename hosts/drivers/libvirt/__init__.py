@@ -9,6 +9,7 @@ No virConnect or virDomain leaves the package. Callers use `from hosts.drivers i
     parse       domain XML, capabilities, interfaces -> plain values
     host        host facts, CPU comparisons
     domains     list, look up, power actions, lifecycle events
+    load        a host's load counters (CPU, memory, every guest's stats) in one round
     migration   flags, parameters, the move, the monitor, job controls
     dirtyrate   libvirt's page-sampling measurement of a guest's dirty rate
 """
@@ -29,6 +30,7 @@ from .domains import (
     watch_lifecycle,
 )
 from .host import compare_cpu, compare_guest_cpu, guest_cpu, host_cpu_xml, host_info, probe
+from .load import load_sample
 from .migration import (
     MigrationMonitor,
     abort_job,
@@ -62,6 +64,7 @@ __all__ = [
     "host_info",
     "job_stats",
     "list_domains",
+    "load_sample",
     "migrate",
     "migration_flags",
     "migration_parameters",
