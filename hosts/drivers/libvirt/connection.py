@@ -111,6 +111,15 @@ def close_quietly(conn: libvirt.virConnect) -> None:
         pass
 
 
+def deregister_quietly(conn: libvirt.virConnect, callback_ids: list[int]) -> None:
+    """Drop event callbacks; one the connection already lost is not an error (it is gone either way)."""
+    for cb_id in callback_ids:
+        try:
+            conn.domainEventDeregisterAny(cb_id)
+        except libvirt.libvirtError:
+            pass
+
+
 def cached(uri: str) -> libvirt.virConnect:
     """The process's connection to `uri`, opened (or reopened, if libvirt says it died) on demand."""
     with _lock:

@@ -10,7 +10,7 @@ import libvirt
 from hosts.drivers.types import DomainInfo, DomainNotFound
 
 from . import parse
-from .connection import cached, calling, lookup
+from .connection import cached, calling, deregister_quietly, lookup
 
 
 def _domain_info(dom: libvirt.virDomain) -> DomainInfo:
@@ -96,11 +96,7 @@ class Subscription:
         self.uri, self._conn, self._ids = uri, conn, ids
 
     def cancel(self) -> None:
-        for cb_id in self._ids:
-            try:
-                self._conn.domainEventDeregisterAny(cb_id)
-            except libvirt.libvirtError:
-                pass
+        deregister_quietly(self._conn, self._ids)
         self._ids = []
 
 

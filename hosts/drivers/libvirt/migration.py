@@ -13,7 +13,7 @@ from hosts.drivers import uri as uris
 from hosts.drivers.types import JobStats, MigrationOptions, OperationUnsupported
 
 from . import parse
-from .connection import cached, calling, close_quietly, lookup, open_connection
+from .connection import cached, calling, close_quietly, deregister_quietly, lookup, open_connection
 from .domains import act
 
 
@@ -163,11 +163,7 @@ class MigrationMonitor:
                 self._ids.append(self._conn.domainEventRegisterAny(self._dom, event_id, fn, None))
 
     def close(self) -> None:
-        for cb_id in self._ids:
-            try:
-                self._conn.domainEventDeregisterAny(cb_id)
-            except libvirt.libvirtError:
-                pass
+        deregister_quietly(self._conn, self._ids)
         self._ids = []
         close_quietly(self._conn)
 
