@@ -48,6 +48,7 @@ def migration_request(
     require(actor)
     opts = normalize_options(kind, options)
     guest = Guest.objects.select_related("hypervisor").get(pk=guest.pk)
+    target = Hypervisor.objects.get(pk=target.pk)  # its state now: a host gone into maintenance takes nothing
     source = guest.hypervisor
     if target.pk == source.pk:
         raise MigrationError(f"{guest.name} already runs on {target.name}: pick another target")

@@ -134,11 +134,12 @@ def test_pause_resume_and_cancel(drain):
 
 def test_a_host_in_maintenance_takes_no_guest(drain):
     guest = Guest.objects.get(name="g1")
+    stale = Hypervisor.objects.get(pk=drain["b"].pk)  # read before the host went into maintenance
     placement.set_maintenance(drain["b"].pk, True)
     with pytest.raises(services.PreflightFailed, match="in maintenance"):
         services.migration_request(
             guest=guest,
-            target=Hypervisor.objects.get(pk=drain["b"].pk),
+            target=stale,
             kind="offline",
             options=None,
             actor=drain["operator"],
