@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 @pytest.fixture
 def busy_guest(mlab):
-    yield from extra_guest(mlab, "lab-gdirty", "hv-a", start=True, fill=32, dirty=24, disk=False)
+    with extra_guest(mlab, "lab-gdirty", "hv-a", start=True, fill=32, dirty=24, disk=False) as guest:
+        yield guest
 
 
 def test_a_round_measures_the_busy_guest_above_the_idle_one(mlab, lab, busy_guest):
