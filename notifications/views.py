@@ -12,6 +12,12 @@ from notifications.forms import TargetForm
 from notifications.models import Target
 
 
+def _show_generated_secret(request, generated: str) -> None:
+    """A secret we generated is shown once, in the flash message after saving; it is never shown again."""
+    if generated:
+        messages.info(request, f"Its shared secret (shown only now, copy it to the receiver): {generated}")
+
+
 @require_perm(Perm.MANAGE_NOTIFICATIONS)
 @require_http_methods(["GET"])
 def target_list(request):
@@ -30,8 +36,7 @@ def target_create(request):
             source_ip=request_ip(request),
         )
         messages.success(request, f"Added {target.name}.")
-        if generated:
-            messages.info(request, f"Its shared secret (shown only now, copy it to the receiver): {generated}")
+        _show_generated_secret(request, generated)
         return redirect(target.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     return render(request, "notifications/target_form.html", {"form": form}, status=status)
@@ -59,8 +64,7 @@ def target_edit(request, pk: int):
             source_ip=request_ip(request),
         )
         messages.success(request, f"Saved {target.name}.")
-        if generated:
-            messages.info(request, f"Its shared secret (shown only now, copy it to the receiver): {generated}")
+        _show_generated_secret(request, generated)
         return redirect(target.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     return render(request, "notifications/target_form.html", {"form": form, "target": target}, status=status)
