@@ -60,6 +60,8 @@ class BalancePolicy:
     cooldown_s: float = 1800.0
     keep_apart: tuple[frozenset[int], ...] = ()  # guest ids that must not share a host
     keep_together: tuple[frozenset[int], ...] = ()  # guest ids the balancer never separates
+    # (guest id, target host id) pairs not to propose: the pre-flight refused them, or an operator dismissed them
+    refused: frozenset[tuple[int, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def decide(hosts: Sequence[HostLoad], guests: Sequence[GuestLoad], policy: Balan
             for t in open_hosts.values():
                 if t.host_id == source.host_id or not _fits(g, t, cpu, mem, policy):
                     continue
-                if _breaks_apart(g, t.host_id, placement, apart_of):
+                if _breaks_apart(g, t.host_id, placement, apart_of) or (g.guest_id, t.host_id) in policy.refused:
                     continue
                 t_load, t_new = cpu[t.host_id], cpu[t.host_id] + 100.0 * g.cpu_cores / t.cores
                 after = _deviation(
