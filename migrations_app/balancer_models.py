@@ -8,7 +8,6 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-
 PERCENT = [MinValueValidator(1.0), MaxValueValidator(100.0)]
 DAY_S = 86400
 

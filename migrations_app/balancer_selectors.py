@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Avg, Max, Sum
+from django.db.models import Avg, Max, Q, Sum
 
 from hosts.load_selectors import LATEST_WITHIN
 from hosts.load_tiers import RAW, tier_for
@@ -243,9 +244,37 @@ def _past_moves(now: datetime) -> tuple[dict[int, int], dict[int, list[float]]]:
     ):
         last_dirty.setdefault(guest_id, rate)
     links: dict[int, list[float]] = defaultdict(list)
-    for source_id, sent, ms in done.filter(total_ms__gt=0, data_sent__gt=0).order_by("-finished_at").values_list(
-        "source_id", "data_sent", "total_ms"
-    )[:LINK_ROWS]:
+    for source_id, sent, ms in (
+        done.filter(total_ms__gt=0, data_sent__gt=0)
+        .order_by("-finished_at")
+        .values_list("source_id", "data_sent", "total_ms")[:LINK_ROWS]
+    ):
         if len(links[source_id]) < LINK_SAMPLES:
             links[source_id].append(sent / MIB / (ms / 1000))
     return last_dirty, links
+
+
+def open_proposals(hypervisor_id: int | None = None):
+    """PROPOSED proposals, newest first; with `hypervisor_id`, those moving a guest off or onto it."""
+    qs = BalancerProposal.objects.filter(state=ProposalState.PROPOSED).select_related("source", "target", "round")
+    if hypervisor_id is not None:
+        qs = qs.filter(Q(source_id=hypervisor_id) | Q(target_id=hypervisor_id))
+    return qs.order_by("-created_at", "-id")
+
+
+def panel(hypervisor_id: int | None) -> dict[str, Any]:
+    """What the proposals panel shows: the mode, the last round, the open proposals, the latest answers."""
+    from migrations_app.models import BalancerRound
+
+    decided = BalancerProposal.objects.exclude(state=ProposalState.PROPOSED).select_related(
+        "source", "target", "decided_by"
+    )
+    if hypervisor_id is not None:
+        decided = decided.filter(Q(source_id=hypervisor_id) | Q(target_id=hypervisor_id))
+    return {
+        "policy": BalancerPolicy.get(),
+        "last_round": BalancerRound.objects.first(),
+        "proposals": list(open_proposals(hypervisor_id)[:20]),
+        "decided": list(decided.order_by("-updated_at", "-id")[:5]),
+        "hypervisor_id": hypervisor_id,
+    }

@@ -211,27 +211,28 @@ def _expire_open(now: datetime) -> None:
 def _start_operation(rnd: BalancerRound, rows: list[BalancerProposal], now: datetime) -> Operation | None:
     """Automatic mode: the round's proposals become one Operation of kind balance under the actor balancer."""
     actor = system_actor(BALANCER)
+    moves: list[dict[str, Any]] = [
+        {
+            "position": i,
+            "guest": r.guest_name,
+            "guest_id": r.guest_id,
+            "source": r.source.name,
+            "source_id": r.source_id,
+            "target": r.target.name,
+            "target_id": r.target_id,
+            "mode": "live",
+            "proposal_id": r.pk,
+            "predicted_s": r.predicted_s,
+            "why_this_target": [r.why],
+            "headline": r.headline,
+        }
+        for i, r in enumerate(rows, start=1)
+    ]
     plan = {
         "round_id": rnd.pk,
         "imbalance_before": rows[0].imbalance_before,
         "imbalance_after": rows[-1].imbalance_after,
-        "moves": [
-            {
-                "position": i,
-                "guest": r.guest_name,
-                "guest_id": r.guest_id,
-                "source": r.source.name,
-                "source_id": r.source_id,
-                "target": r.target.name,
-                "target_id": r.target_id,
-                "mode": "live",
-                "proposal_id": r.pk,
-                "predicted_s": r.predicted_s,
-                "why_this_target": [r.why],
-                "headline": r.headline,
-            }
-            for i, r in enumerate(rows, start=1)
-        ],
+        "moves": moves,
     }
     headline = f"imbalance from {plan['imbalance_before']:.1f} to {plan['imbalance_after']:.1f}: {len(rows)} move(s)"
     try:
@@ -247,12 +248,12 @@ def _start_operation(rnd: BalancerRound, rows: list[BalancerProposal], now: date
                 action="balancer.operation_started",
                 actor=actor,
                 hypervisor=rows[0].source.name,
-                params={"operation_id": op.pk, "round_id": rnd.pk, "moves": [m["headline"] for m in plan["moves"]]},
+                params={"operation_id": op.pk, "round_id": rnd.pk, "moves": [m["headline"] for m in moves]},
                 message=headline,
             )
     except IntegrityError:
         note = f"{rows[0].source.name} already has an operation in progress: the moves stay proposed"
-        BalancerRound.objects.filter(pk=rnd.pk).update(notes=[*rnd.notes, note])
+        BalancerRound.objects.filter(pk=rnd.pk).update(notes=[*list(rnd.notes), note])
         return None
     operation_advance(op.pk)
     return op

@@ -55,14 +55,18 @@ def proposal_apply(*, proposal: BalancerProposal, actor: Any, source_ip: str = "
     p = _fresh(proposal)
     if p.state != ProposalState.PROPOSED:
         reason = f"proposal #{p.pk} is {p.get_state_display().lower()}: there is nothing to apply"
-        audit_record(action="balancer.proposal_applied", outcome="refused", message=reason, **_audit(p, actor, source_ip))
+        audit_record(
+            action="balancer.proposal_applied", outcome="refused", message=reason, **_audit(p, actor, source_ip)
+        )
         raise MigrationError(reason)
     if p.guest is None or p.guest.hypervisor_id != p.source_id:
         BalancerProposal.objects.filter(pk=p.pk, state=ProposalState.PROPOSED).update(
             state=ProposalState.EXPIRED, updated_at=timezone.now()
         )
         reason = f"{p.guest_name} is no longer on {p.source.name}: the proposal has expired"
-        audit_record(action="balancer.proposal_applied", outcome="refused", message=reason, **_audit(p, actor, source_ip))
+        audit_record(
+            action="balancer.proposal_applied", outcome="refused", message=reason, **_audit(p, actor, source_ip)
+        )
         raise MigrationError(reason)
     try:
         job = migration_request(

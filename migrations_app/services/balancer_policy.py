@@ -76,6 +76,17 @@ def policy_update(*, changes: dict[str, Any], actor: Any, source_ip: str = "") -
     require(actor, Perm.MANAGE_BALANCING)
     names = [*changes.get("never_move", []), *(n for key in RULES[1:] for g in changes.get(key, []) for n in g)]
     ids = guests_by_name(names)
+    try:
+        return _update(changes, ids, actor, source_ip)
+    except _NothingChanged:
+        return policy_as_dict()  # rolled back: no new updated_by, no audit row
+
+
+class _NothingChanged(Exception):
+    pass
+
+
+def _update(changes: dict[str, Any], ids: dict[str, int], actor: Any, source_ip: str) -> dict[str, Any]:
     with transaction.atomic():
         policy = BalancerPolicy.objects.select_for_update().filter(pk=BalancerPolicy.SINGLETON).first()
         policy = policy or BalancerPolicy.get()
@@ -96,8 +107,7 @@ def policy_update(*, changes: dict[str, Any], actor: Any, source_ip: str = "") -
         after = _comparable(policy_as_dict(policy))
         changed = [k for k in after if after[k] != before[k]]
         if not changed:
-            transaction.set_rollback(True)  # nothing changed: no new updated_by, no audit row
-            return policy_as_dict(BalancerPolicy.get())
+            raise _NothingChanged
         audit_record(
             action="balancer.policy_changed",
             actor=actor,

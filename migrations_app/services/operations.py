@@ -216,8 +216,9 @@ def _finish(op: Operation) -> None:
     if op.kind == OperationKind.BALANCE:
         left, reasons = _balance_left(op)
     else:
-        left = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
-        reasons = [f"{g.name}: {_why_left(op, g)}" for g in left]
+        guests = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
+        left = [g.name for g in guests]
+        reasons = [f"{g.name}: {_why_left(op, g)}" for g in guests]
     if op.state == OS.CANCELLING:
         new = OS.CANCELLED
     else:
