@@ -55,6 +55,7 @@ LEASE_NAME = "balancer-round"
 LEASE_TTL = timedelta(minutes=5)
 # decide() is asked again at most this often when the pre-flight refuses one of its moves.
 MAX_DECISIONS = 4
+ROUNDS_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ def balancer_round(*, now: datetime | None = None) -> BalancerRound | None:
 
 
 def _round(now: datetime) -> BalancerRound:
+    # A round a minute: those that proposed nothing are kept a day (the panel shows the latest).
+    BalancerRound.objects.filter(at__lt=now - ROUNDS_KEPT, proposal_rows__isnull=True).delete()
     policy = BalancerPolicy.get()
     if policy.mode == BalancerMode.OFF:
         _expire_open(now)

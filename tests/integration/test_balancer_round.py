@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -103,7 +105,8 @@ def test_a_host_hot_for_the_hold_gets_a_proposal_that_says_how_the_imbalance_cha
     p = BalancerProposal.objects.get()
     assert (p.source.name, p.target.name, p.state) == ("bal-a", "bal-c", "proposed")
     assert p.guest_name == "hot1"  # the biggest step toward even: 30 points off the hottest host
-    assert p.imbalance_before > p.imbalance_after
+    # hosts at 90, 20, 10 % -> 60, 20, 40 %: hot1's 2.4 cores are 30 points of bal-a's 8 (docs/balancing.md)
+    assert (p.imbalance_before, p.imbalance_after) == (35.59, 16.33)
     assert p.headline.startswith(f"move hot1 from bal-a to bal-c: imbalance from {p.imbalance_before:.1f} to")
     assert "bal-a has been above 80 % CPU for 2 min" in p.why and "moves in ≈" in p.why
     assert rnd.hot == ["bal-a"] and rnd.proposals == 1
@@ -218,6 +221,10 @@ def test_automatic_mode_runs_the_rounds_moves_as_one_operation_under_the_actor_b
     started = AuditEvent.objects.get(action="balancer.operation_started")
     assert started.actor_username == "balancer" and started.message.startswith("imbalance from")
     assert AuditEvent.objects.filter(action="migration.requested", actor_username="balancer").count() == len(jobs)
+    page = Client()
+    page.force_login(cluster["operator"])
+    html = page.get(reverse("operation-detail", args=[op.pk])).content.decode()
+    assert "Balancing: 2 moves, imbalance from 35.6 to" in html and "move hot1 from bal-a to bal-c" in html
     # the next round waits while this operation runs
     later = balancer_round(now=cluster["now"] + timedelta(minutes=1))
     assert Operation.objects.count() == 1 and f"balance operation #{op.pk} is still running" in later.notes[0]
