@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,18 +100,17 @@ def build(per_host: int, node_dir: Path, now) -> None:
 
 
 def measure(per_host: int, runs: int) -> dict:
+    from dataclasses import replace
+
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from hosts.drivers import libvirt as driver
     from hosts.services import load_history
+    from migrations_app.orchestrator import facts
     from migrations_app.planning.balance import decide
     from migrations_app.services.balancer import balancer_round, round_inputs
-
-    from dataclasses import replace
-
-    from migrations_app.orchestrator import facts
 
     # libvirt's test driver reports no free memory (the pre-flight would refuse every move): report what the
     # inventory says, as a real host would; every other pre-flight check asks the test driver as it is.
