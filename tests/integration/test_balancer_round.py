@@ -7,6 +7,7 @@ system actor "balancer". (The worker is replaced by a list of enqueued job ids.)
 from __future__ import annotations
 
 from dataclasses import replace
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -228,3 +229,24 @@ def test_automatic_mode_runs_the_rounds_moves_as_one_operation_under_the_actor_b
     # the next round waits while this operation runs
     later = balancer_round(now=cluster["now"] + timedelta(minutes=1))
     assert Operation.objects.count() == 1 and f"balance operation #{op.pk} is still running" in later.notes[0]
+
+
+def test_the_rounds_queries_do_not_grow_with_the_guests(cluster):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    heat(cluster)
+    balancer_round(now=cluster["now"])  # the first round also creates its lease row
+    BalancerProposal.objects.all().delete()
+    with CaptureQueriesContext(connection) as few:
+        balancer_round(now=cluster["now"])
+    BalancerProposal.objects.all().delete()
+    more = [
+        Guest.objects.create(uuid=uuid.uuid4(), name=f"extra{i}", hypervisor=cluster["hosts"]["bal-b"], power="running")
+        for i in range(40)
+    ]
+    load(cluster["hosts"]["bal-b"], more, cluster["now"], cpu=20.0, seconds=0, guest_cores=[0.1] * 40)
+    with CaptureQueriesContext(connection) as many:
+        balancer_round(now=cluster["now"])
+    assert BalancerProposal.objects.get().guest_name == "hot1"
+    assert len(many) == len(few), [q["sql"][:80] for q in many.captured_queries]
