@@ -6,8 +6,8 @@ system actor "balancer". (The worker is replaced by a list of enqueued job ids.)
 
 from __future__ import annotations
 
-from dataclasses import replace
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
