@@ -250,3 +250,16 @@ def test_the_rounds_queries_do_not_grow_with_the_guests(cluster):
         balancer_round(now=cluster["now"])
     assert BalancerProposal.objects.get().guest_name == "hot1"
     assert len(many) == len(few), [q["sql"][:80] for q in many.captured_queries]
+
+
+def test_a_round_runs_once_cluster_wide_while_another_worker_holds_its_lease(cluster):
+    from hosts.services.watcher import release_lease, take_lease
+    from migrations_app.models import BalancerRound
+    from migrations_app.services.balancer import LEASE_NAME
+
+    heat(cluster)
+    assert take_lease(LEASE_NAME, "other-host:1:abcd", timedelta(minutes=5))
+    assert balancer_round(now=cluster["now"]) is None
+    assert not BalancerRound.objects.exists() and not BalancerProposal.objects.exists()
+    release_lease(LEASE_NAME, "other-host:1:abcd")
+    assert balancer_round(now=cluster["now"]) is not None and BalancerProposal.objects.count() == 1

@@ -96,3 +96,15 @@ def test_decide_chooses_what_trying_every_target_chooses(seed):
     )
     got = [(p.guest.name, p.source.name, p.target.name) for p in decide(hosts, guests, policy).proposals]
     assert got == brute_force(hosts, guests, policy)
+
+
+def test_a_refused_pair_is_never_proposed_and_the_next_best_target_is():
+    hosts = [
+        HostLoad(1, "hv-a", 8, 90.0, 16384, 2048, hot_for_s=600),
+        HostLoad(2, "hv-b", 8, 30.0, 16384, 2048),
+        HostLoad(3, "hv-c", 8, 10.0, 16384, 2048),
+    ]
+    guests = [GuestLoad(7, "hot", 1, 2.4, 512)]
+    assert [p.target.name for p in decide(hosts, guests, BalancePolicy(max_moves=1)).proposals] == ["hv-c"]
+    refused = BalancePolicy(max_moves=1, refused=frozenset({(7, 3)}))
+    assert [p.target.name for p in decide(hosts, guests, refused).proposals] == ["hv-b"]
