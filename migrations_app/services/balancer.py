@@ -183,8 +183,8 @@ def _store(rnd: BalancerRound, proposals: tuple[Proposal, ...], pic: sel.Picture
             if BalancerProposal.objects.filter(pk=row.pk, state=ProposalState.PROPOSED).update(**fields):
                 row.refresh_from_db()
                 rows.append(row)
-                continue
-        elif row is not None:
+            continue  # (answered meanwhile: an Apply or a Dismiss won, nothing to propose again)
+        if row is not None:
             _expire([row.pk], now)
         rows.append(
             BalancerProposal.objects.create(
