@@ -18,6 +18,7 @@ class Perm(StrEnum):
     MANAGE_HOSTS = "accounts.manage_hosts"  # hypervisors and storage servers
     MANAGE_USERS = "accounts.manage_users"  # users and their roles
     MANAGE_NOTIFICATIONS = "accounts.manage_notifications"  # webhook and email targets, their delivery log
+    MANAGE_BALANCING = "accounts.manage_balancing"  # the load balancer's policy and its per-guest rules
 
     @property
     def codename(self) -> str:
@@ -33,11 +34,12 @@ PERMISSION_LABELS: dict[Perm, str] = {
     Perm.MANAGE_HOSTS: "Can manage hypervisors and storage",
     Perm.MANAGE_USERS: "Can manage users and roles",
     Perm.MANAGE_NOTIFICATIONS: "Can manage notification targets",
+    Perm.MANAGE_BALANCING: "Can set the load-balancing policy",
 }
 
 _VIEWER = {Perm.VIEW_CLUSTER, Perm.VIEW_AUDIT}
 _OPERATOR = _VIEWER | {Perm.REFRESH_INVENTORY, Perm.POWER_GUESTS, Perm.RUN_MIGRATIONS}
-_ADMIN = _OPERATOR | {Perm.MANAGE_HOSTS, Perm.MANAGE_USERS, Perm.MANAGE_NOTIFICATIONS}
+_ADMIN = _OPERATOR | {Perm.MANAGE_HOSTS, Perm.MANAGE_USERS, Perm.MANAGE_NOTIFICATIONS, Perm.MANAGE_BALANCING}
 
 ROLES: dict[str, frozenset[Perm]] = {
     "viewer": frozenset(_VIEWER),
@@ -50,7 +52,7 @@ ROLE_ORDER: tuple[str, ...] = ("admin", "operator", "viewer")
 ROLE_LABELS: dict[str, str] = {
     "viewer": "Viewer: sees everything, changes nothing",
     "operator": "Operator: runs guest migrations, refreshes inventory, starts and stops guests",
-    "admin": "Admin: everything, plus hypervisors, storage servers, users and notifications",
+    "admin": "Admin: everything, plus hypervisors, storage servers, users, notifications and the balancing policy",
 }
 
 

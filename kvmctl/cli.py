@@ -197,6 +197,27 @@ def cmd_drain(api: Client, args) -> object:
     return plan, "\n".join(lines)
 
 
+def cmd_proposals(api: Client, args) -> object:
+    host = _host_id(api, args.host) if args.host else None
+    rows = api.all("balancer/proposals/", state=args.state, hypervisor=host)
+    return rows, table(rows, ["id", "state", "headline", "predicted_s", "why"])
+
+
+def cmd_apply(api: Client, args) -> object:
+    proposal = api.post(f"balancer/proposals/{args.id}/apply/")
+    return proposal, f"{proposal['headline']}: started as guest migration #{proposal['job']}"
+
+
+def cmd_dismiss(api: Client, args) -> object:
+    proposal = api.post(f"balancer/proposals/{args.id}/dismiss/")
+    return proposal, f"dismissed: {proposal['headline']}"
+
+
+def cmd_balancer_policy(api: Client, args) -> object:
+    policy = api.get("balancer/policy/")
+    return policy, "\n".join(f"{k}: {v}" for k, v in policy.items())
+
+
 def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict:
     try:
         return _follow(api, job_id, quiet, interval)
@@ -276,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
     d = verb(top, "drain", cmd_drain, "the plan for emptying a host: targets, modes, predictions, blockers")
     d.add_argument("host", help="hypervisor id or name")
     d.add_argument("--dry-run", action="store_true", help="show the plan (required: nothing moves)")
+    pr = verb(top, "proposals", cmd_proposals, "the load balancer's proposals (docs/balancing.md)")
+    pr.add_argument("--host", help="moves off or onto this hypervisor (id or name)")
+    pr.add_argument("--state", default="proposed", choices=["proposed", "applied", "dismissed", "expired"])
+    verb(top, "apply", cmd_apply, "start a balancer proposal's move (pre-flight as always)").add_argument(
+        "id", type=int
+    )
+    verb(top, "dismiss", cmd_dismiss, "dismiss a balancer proposal").add_argument("id", type=int)
+    verb(top, "balancer-policy", cmd_balancer_policy, "the load-balancing policy (admins change it on its page)")
     return p
 
 

@@ -237,3 +237,29 @@ class MigrationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.job_id} {self.kind}: {self.message[:60]}"
+
+
+# The balancer's rows live in their own module (this one stays small); Django finds them through here.
+from migrations_app.balancer_models import (  # noqa: E402
+    BalancerMode,
+    BalancerPolicy,
+    BalancerProposal,
+    BalancerRound,
+    GuestAffinity,
+    GuestNeverMove,
+    ProposalState,
+)
+
+__all__ = [
+    "BalancerMode",
+    "BalancerPolicy",
+    "BalancerProposal",
+    "BalancerRound",
+    "GuestAffinity",
+    "GuestNeverMove",
+    "MigrationEvent",
+    "MigrationJob",
+    "MigrationSample",
+    "Operation",
+    "ProposalState",
+]

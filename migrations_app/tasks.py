@@ -18,3 +18,11 @@ def reconcile() -> list[str]:
     from migrations_app.orchestrator.reconciler import reconcile as run
 
     return run()
+
+
+def balance() -> str:
+    """One balancer round (scheduled every minute; cluster-wide once under its lease)."""
+    from migrations_app.services.balancer import balancer_round
+
+    rnd = balancer_round()
+    return "another worker holds the round" if rnd is None else str(rnd)

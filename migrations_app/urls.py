@@ -1,9 +1,10 @@
 """Guest migration pages under /migrations/, plus the Migrate form under /guests/<pk>/migrate/ and a host's
-drain plan under /hypervisors/<pk>/drain-plan/, maintenance mode and /operations/<pk>/."""
+drain plan under /hypervisors/<pk>/drain-plan/, maintenance mode and /operations/<pk>/, and the balancer
+under /balancer/."""
 
 from django.urls import path
 
-from migrations_app import views, views_operations
+from migrations_app import views, views_balancer, views_operations
 
 urlpatterns = [
     path("", views.migration_list, name="migration-list"),
@@ -30,4 +31,15 @@ guest_urlpatterns = [
     path("operations/<int:pk>/pause/", views_operations.operation_pause, name="operation-pause"),
     path("operations/<int:pk>/resume/", views_operations.operation_resume, name="operation-resume"),
     path("operations/<int:pk>/cancel/", views_operations.operation_cancel, name="operation-cancel"),
+]
+# the load balancer (docs/balancing.md)
+guest_urlpatterns += [
+    path("balancer/proposals/", views_balancer.balancer_proposals, name="balancer-proposals"),
+    path("balancer/proposals/<int:pk>/apply/", views_balancer.balancer_proposal_apply, name="balancer-proposal-apply"),
+    path(
+        "balancer/proposals/<int:pk>/dismiss/",
+        views_balancer.balancer_proposal_dismiss,
+        name="balancer-proposal-dismiss",
+    ),
+    path("balancer/policy/", views_balancer.balancer_policy_edit, name="balancer-policy"),
 ]

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from hosts import api as hosts_api
 from migrations_app import api as migrations_api
+from migrations_app import api_balancer as balancer_api
 from migrations_app import api_operations as operations_api
 
 router = DefaultRouter(trailing_slash=True)
@@ -28,6 +29,7 @@ router.register(
     r"hypervisors/(?P<hypervisor_pk>\d+)/maintenance", operations_api.MaintenanceViewSet, basename="api-maintenance"
 )
 router.register("operations", operations_api.OperationViewSet, basename="api-operation")
+router.register("balancer/proposals", balancer_api.BalancerProposalViewSet, basename="api-balancer-proposal")
 router.register("audit-events", accounts_api.AuditEventViewSet, basename="api-audit-event")
 router.register("users", accounts_api.UserViewSet, basename="api-user")
 router.register("roles", accounts_api.RoleViewSet, basename="api-role")
@@ -36,5 +38,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("balancer/policy/", balancer_api.BalancerPolicyView.as_view(), name="api-balancer-policy"),
     path("", include(router.urls)),
 ]

@@ -15,8 +15,10 @@ never chosen, guests that must stay apart never meet, and the margin means a mov
 narrow a gap that the move it reverses has just closed.
 
 The arithmetic stays O(1) per candidate move: the sum and the sum of squares of the host loads give the
-deviation, and a move changes two terms of each. A round on 100 hosts and 5 000 guests looks at every guest
-on the hot hosts against every target once per accepted move.
+deviation, and a move changes two terms of each. Among targets with the same number of cores the least busy
+one that takes a guest is that guest's best (the spread after the move, the pair's gap and the CPU fit all
+only get worse with a busier target), so a round looks at each guest on the hot hosts against the first
+fitting target of each host size, once per accepted move, rather than against every host.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class BalancePolicy:
     cooldown_s: float = 1800.0
     keep_apart: tuple[frozenset[int], ...] = ()  # guest ids that must not share a host
     keep_together: tuple[frozenset[int], ...] = ()  # guest ids the balancer never separates
+    # (guest id, target host id) pairs not to propose: the pre-flight refused them, or an operator dismissed them
+    refused: frozenset[tuple[int, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -127,29 +131,36 @@ def decide(hosts: Sequence[HostLoad], guests: Sequence[GuestLoad], policy: Balan
     proposals: list[Proposal] = []
     moved: set[int] = set()
     hot_ids = {h.host_id for h in hot}
+    candidates = [g for g in movable if g.host_id in hot_ids]
     for _ in range(policy.max_moves):
         current = _deviation(total, squares, n)
-        best = None  # (after, predicted_s, name, guest, target_id)
-        for g in movable:
-            if g.guest_id in moved or placement[g.guest_id] not in hot_ids:
+        best = None  # (key, guest, target)
+        groups = _targets_by_cores(open_hosts.values(), cpu)
+        for g in candidates:
+            if g.guest_id in moved:
                 continue
             source = open_hosts[placement[g.guest_id]]
             s_load = cpu[source.host_id]
             s_new = s_load - 100.0 * g.cpu_cores / source.cores
-            for t in open_hosts.values():
-                if t.host_id == source.host_id or not _fits(g, t, cpu, mem, policy):
-                    continue
-                if _breaks_apart(g, t.host_id, placement, apart_of):
-                    continue
-                t_load, t_new = cpu[t.host_id], cpu[t.host_id] + 100.0 * g.cpu_cores / t.cores
-                after = _deviation(
-                    total - s_load - t_load + s_new + t_new, squares - s_load**2 - t_load**2 + s_new**2 + t_new**2, n
-                )
-                if after >= current or abs(s_load - t_load) - abs(s_new - t_new) <= policy.margin_pct:
-                    continue
-                key = (round(after, 6), g.predicted_s, g.name, t.name)
-                if best is None or key < best[0]:
-                    best = (key, g, t)
+            for group in groups:
+                # Within hosts of one size, a less busy target never gives a worse spread, a smaller pair
+                # gap narrowing or a worse CPU fit: the first one that takes the guest is the group's best.
+                for t in group:
+                    if t.host_id == source.host_id or (g.guest_id, t.host_id) in policy.refused:
+                        continue
+                    if not _fits(g, t, cpu, mem, policy) or _breaks_apart(g, t.host_id, placement, apart_of):
+                        continue
+                    t_load, t_new = cpu[t.host_id], cpu[t.host_id] + 100.0 * g.cpu_cores / t.cores
+                    after = _deviation(
+                        total - s_load - t_load + s_new + t_new,
+                        squares - s_load**2 - t_load**2 + s_new**2 + t_new**2,
+                        n,
+                    )
+                    if after < current and abs(s_load - t_load) - abs(s_new - t_new) > policy.margin_pct:
+                        key = (round(after, 6), g.predicted_s, g.name, t.name)
+                        if best is None or key < best[0]:
+                            best = (key, g, t)
+                    break
         if best is None:
             break
         (after, *_), g, t = best
@@ -170,6 +181,14 @@ def decide(hosts: Sequence[HostLoad], guests: Sequence[GuestLoad], policy: Balan
         moved.add(g.guest_id)
     notes = () if proposals else (f"no move narrows a gap between two hosts by more than {policy.margin_pct:g} points",)
     return Round(tuple(proposals), before, tuple(h.name for h in hot), notes)
+
+
+def _targets_by_cores(hosts: Iterable[HostLoad], cpu: dict[int, float]) -> list[list[HostLoad]]:
+    """Open hosts grouped by core count, each group least busy first (then by name, the tie-break)."""
+    groups: dict[int, list[HostLoad]] = {}
+    for h in hosts:
+        groups.setdefault(h.cores, []).append(h)
+    return [sorted(g, key=lambda h: (cpu[h.host_id], h.name)) for g in groups.values()]
 
 
 def _deviation(total: float, squares: float, n: int) -> float:

@@ -178,7 +178,9 @@ def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None
     for move in sorted(_unstarted(op, children), key=lambda m: m["position"]):
         if room <= 0:
             return
-        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor=op.hypervisor).first()
+        # A drain's guests leave its host; a balance round's each leave their own source.
+        source_id = move.get("source_id", op.hypervisor_id)
+        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor_id=source_id).first()
         target = Hypervisor.objects.filter(pk=move["target_id"]).first()
         try:
             if guest is None or target is None:
@@ -210,13 +212,17 @@ def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None
 
 def _finish(op: Operation) -> None:
     """End the operation: cancelled, done when no guest is left on the host (the DB inventory), else
-    incomplete with a reason per guest left."""
-    left = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
+    incomplete with a reason per guest left. A balance round is done when every planned move succeeded."""
+    if op.kind == OperationKind.BALANCE:
+        left, reasons = _balance_left(op)
+    else:
+        guests = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
+        left = [g.name for g in guests]
+        reasons = [f"{g.name}: {_why_left(op, g)}" for g in guests]
     if op.state == OS.CANCELLING:
         new = OS.CANCELLED
     else:
         new = OS.DONE if not left else OS.INCOMPLETE
-    reasons = [f"{g.name}: {_why_left(op, g)}" for g in left]
     with transaction.atomic():
         n = Operation.objects.filter(pk=op.pk, state__in=ACTIVE).update(
             state=new, reasons=reasons, finished_at=timezone.now()
@@ -229,6 +235,23 @@ def _finish(op: Operation) -> None:
                 params={"operation_id": op.pk, "state": new, "left": reasons},
                 message=f"{op.hypervisor.name}: {new}" + (f", {len(left)} guest(s) left" if left else ""),
             )
+
+
+def _balance_left(op: Operation) -> tuple[list[str], list[str]]:
+    """The planned moves of a balance round that did not happen, and why."""
+    jobs = {j.guest_id: j for j in op.jobs.all()}
+    left, reasons = [], []
+    for move in op.plan.get("moves", []):
+        job = jobs.get(move["guest_id"])
+        if job is not None and job.state == State.SUCCEEDED:
+            continue
+        left.append(move["guest"])
+        if job is not None:
+            reasons.append(f"{move['guest']}: move #{job.pk} {job.state}" + (f": {job.error}" if job.error else ""))
+        else:
+            why = (op.refusals or {}).get(str(move["guest_id"]), "not started")
+            reasons.append(f"{move['guest']}: {why}")
+    return left, reasons
 
 
 def _why_left(op: Operation, guest: Guest) -> str:

@@ -38,6 +38,10 @@ API_RULES = {
     "api-operation-pause": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
     "api-operation-resume": [("POST", Perm.RUN_MIGRATIONS, "operation", 409)],
     "api-operation-cancel": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
+    "api-balancer-proposal-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
+    "api-balancer-proposal-apply": [("POST", Perm.RUN_MIGRATIONS, "balancer_proposal", 409)],
+    "api-balancer-proposal-dismiss": [("POST", Perm.RUN_MIGRATIONS, "balancer_proposal", 200)],
+    "api-balancer-policy": [("GET", Perm.VIEW_CLUSTER, "", 200), ("PATCH", Perm.MANAGE_BALANCING, "", 200)],
     "api-migration-list": [("GET", Perm.VIEW_CLUSTER, "", 200), ("POST", Perm.RUN_MIGRATIONS, "", 400)],
     "api-migration-detail": [("GET", Perm.VIEW_CLUSTER, "migration", 200)],
     "api-migration-cancel": [("POST", Perm.RUN_MIGRATIONS, "migration", 202)],
@@ -79,7 +83,10 @@ def objects():
     from accounts.audit import audit_record
 
     operation = Operation.objects.create(hypervisor=target, plan={"moves": []})
+    from test_role_matrix import _balancer_proposal
+
     return {
+        "balancer_proposal": _balancer_proposal(guest, source, target),
         "operation": operation.pk,
         "user": make_user("api-target", "viewer", password=None).pk,
         "audit": audit_record(action="test.api").pk,

@@ -61,6 +61,8 @@ def test_lists_as_tables_and_as_json(kvmctl, cluster):
         ["targets", "test"],
         ["migrations"],
         ["drain", "cli-a", "--dry-run"],
+        ["proposals"],
+        ["balancer-policy"],
     ],
 )
 def test_every_read_verb_takes_json(kvmctl, cluster, verb):
@@ -157,3 +159,25 @@ def test_drain_dry_run_prints_the_plan_and_moves_nothing(kvmctl, cluster):
     from migrations_app.models import MigrationJob
 
     assert not MigrationJob.objects.exists()
+
+
+def test_balancer_proposals_are_listed_and_dismissed_from_the_command_line(kvmctl, cluster):
+    from django.utils import timezone
+
+    from migrations_app.models import BalancerProposal, BalancerRound
+
+    now = timezone.now()
+    a, b = Hypervisor.objects.get(name="cli-a"), Hypervisor.objects.get(name="cli-b")
+    rnd = BalancerRound.objects.create(at=now, mode="recommend", imbalance=30.0)
+    p = BalancerProposal.objects.create(
+        round=rnd, guest=cluster, guest_name="test", source=a, target=b, imbalance_before=30.0,
+        imbalance_after=10.0, why="cli-a has been above 80 % CPU for 5 min", created_at=now, updated_at=now,
+    )  # fmt: skip
+    code, out, _ = kvmctl("proposals", "--host", "cli-b")
+    assert code == 0 and "move test from cli-a to cli-b: imbalance from 30.0 to 10.0" in out
+    code, out, _ = kvmctl("dismiss", str(p.pk), "--json")
+    assert code == 0 and json.loads(out)["state"] == "dismissed"
+    code, _, err = kvmctl("dismiss", str(p.pk))
+    assert code == 1 and "it can no longer be dismissed" in err
+    code, out, _ = kvmctl("balancer-policy", "--json")
+    assert code == 0 and json.loads(out)["mode"] == "off"

@@ -81,6 +81,11 @@ RULES: dict[str, Rule] = {
     "operation-pause":            Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
     "operation-resume":           Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="operation"),
     "operation-cancel":           Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
+    # the load balancer: Apply's pre-flight fails on the test driver's default host (409), Dismiss acts
+    "balancer-proposals":         Rule(Perm.VIEW_CLUSTER, get=200, post=405),
+    "balancer-proposal-apply":    Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="balancer_proposal"),
+    "balancer-proposal-dismiss":  Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="balancer_proposal"),
+    "balancer-policy":            Rule(Perm.MANAGE_BALANCING, get=200, post=400),
     # accounts (login: a signed-in user is sent on to the topology)
     "login":                      Rule(None, get=302, post=302, anonymous_get=200, anonymous_post=200),
     "logout":                     Rule(None, get=405, post=302, anonymous_get=LOGIN, anonymous_post=302),
@@ -171,6 +176,7 @@ def objects(db):
     out["audit"] = audit_record(action="test.matrix").pk
     out["migration"] = _migration(guest, source, target)
     out["operation"] = _operation(target)
+    out["balancer_proposal"] = _balancer_proposal(guest, source, target)
     out["static"] = "css/app.css"
     out["notification_target"] = _notification_target()
     return out
@@ -189,6 +195,19 @@ def _operation(hypervisor) -> int:
     from migrations_app.models import Operation
 
     return Operation.objects.create(hypervisor=hypervisor, plan={"moves": []}).pk
+
+
+def _balancer_proposal(guest, source, target) -> int:
+    from django.utils import timezone
+
+    from migrations_app.models import BalancerProposal, BalancerRound
+
+    now = timezone.now()
+    rnd = BalancerRound.objects.create(at=now, mode="recommend", imbalance=30.0, hot=[source.name])
+    return BalancerProposal.objects.create(
+        round=rnd, guest=guest, guest_name=guest.name, source=source, target=target, imbalance_before=30.0,
+        imbalance_after=10.0, predicted_s=2.0, why="matrix", created_at=now, updated_at=now,
+    ).pk  # fmt: skip
 
 
 def _notification_target() -> int:
