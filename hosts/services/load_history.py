@@ -7,6 +7,8 @@ Invariants kept here:
 - Rates come from this round's counters against the previous round's, kept in the cache per host
   (Redis in production, so any worker can take the next round); without a previous sample, or after a
   counter reset, a row has no CPU figure rather than a wrong one.
+- Each round's new points are pushed after commit, one message per host (hosts.events.load_recorded),
+  to the pages charting that host or its guests; the push is best effort, the rows are the truth.
 - Each coarser tier's rows are averages of the finer tier's complete intervals, rolled up once (the
   latest coarse row is the watermark); every tier's rows older than its keep are deleted.
 """
@@ -20,10 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Avg, Max, Min, QuerySet
 from django.utils import timezone
 
-from hosts import load
+from hosts import events, load
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, LoadSample
 from hosts.load_tiers import RAW, TIERS, Tier, bucket_start
@@ -78,6 +81,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
     uuids = {g.uuid for s in taken.values() for g in s.guests if g.state == "running"}
     guest_ids = {str(u): pk for u, pk in Guest.objects.filter(uuid__in=uuids).values_list("uuid", "pk")}
 
+    guest_hosts: dict[int, int] = {}  # guest id -> the host it ran on in this round
     host_rows: list[HostLoadSample] = []
     guest_rows: list[GuestLoadSample] = []
     missing: set[str] = set()
@@ -100,6 +104,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
             if g.state != "running" or g.uuid not in guest_ids:
                 continue  # a guest the inventory has not recorded yet gets rows from the next round
             cpu = load.guest_cpu(earlier[g.uuid], g, seconds) if g.uuid in earlier else None
+            guest_hosts[guest_ids[g.uuid]] = pk
             guest_rows.append(
                 GuestLoadSample(
                     guest_id=guest_ids[g.uuid],
@@ -113,7 +118,27 @@ def record_round(now: datetime | None = None) -> RoundResult:
     HostLoadSample.objects.bulk_create(host_rows)
     GuestLoadSample.objects.bulk_create(guest_rows, batch_size=500)
     cache.set_many({_key(pk): s for pk, s in taken.items()}, timeout=BASELINE_TTL_S)
+    hosts_points, guests_points = _points(host_rows, guest_rows, guest_hosts)
+    transaction.on_commit(lambda: events.load_recorded(hosts_points, guests_points))
     return RoundResult(hosts=len(host_rows), guests=len(guest_rows), missing=tuple(sorted(missing)))
+
+
+def _points(
+    host_rows: list[HostLoadSample], guest_rows: list[GuestLoadSample], guest_hosts: dict[int, int]
+) -> tuple[dict[int, dict], dict[int, dict[int, dict]]]:
+    """The round's rows as the charts' points (the columns of hosts.load_selectors' series), by host."""
+    hosts = {
+        r.hypervisor_id: {"at": r.at.timestamp(), "cpu_pct": r.cpu_pct, "memory_used_mib": r.memory_used_mib,
+                          "memory_total_mib": r.memory_total_mib}
+        for r in host_rows
+    }  # fmt: skip
+    guests: dict[int, dict[int, dict]] = {}
+    for r in guest_rows:
+        guests.setdefault(guest_hosts[r.guest_id], {})[r.guest_id] = {
+            "at": r.at.timestamp(), "cpu_pct_of_vcpus": r.cpu_pct_of_vcpus, "cpu_cores": r.cpu_cores,
+            "memory_mib": r.memory_mib,
+        }  # fmt: skip
+    return hosts, guests
 
 
 # ------------------------------------------------------------------------------ downsampling
