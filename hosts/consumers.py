@@ -61,6 +61,7 @@ class GuestLoadConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
 
     async def before_accept(self):
         self.guest_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        await self.channel_layer.group_add(events.guest_load_group(self.guest_id), self.channel_name)
         await self._follow()
 
     async def _follow(self) -> None:
@@ -75,6 +76,7 @@ class GuestLoadConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
         self.host_group = group
 
     async def on_disconnect(self, code):
+        await self.channel_layer.group_discard(events.guest_load_group(self.guest_id), self.channel_name)
         if self.host_group:
             await self.channel_layer.group_discard(self.host_group, self.channel_name)
 
@@ -86,3 +88,7 @@ class GuestLoadConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
             await self._follow()  # one indexed query per round while the guest is shut off or away
             return
         await self.send(text_data=events.render_load_push(event, guest_id=self.guest_id))
+
+    async def load_timeline(self, event):
+        """The guest's moves (rendered by migrations_app when one ends): the chart redraws its markers."""
+        await self.send(text_data=event["html"])

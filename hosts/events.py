@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 TOPOLOGY_GROUP = "cluster.topology"
 TOPOLOGY_UPDATE = "topology.update"  # consumer handler: topology_update
 LOAD_ROUND = "load.round"  # consumer handler: load_round (hosts.consumers, the load sockets)
+LOAD_TIMELINE = "load.timeline"  # consumer handler: load_timeline (the guest page's load socket)
 GUEST_MOVE_PLACES = ("row", "chip")  # where a migrating guest shows its move: guest-<pk>-move-<place>
 
 
@@ -134,3 +135,17 @@ def render_load_push(message: dict, *, guest_id: int | None = None) -> str:
     else:
         latest = load_selectors.guest_latest(guest_id, message["guests"][str(guest_id)])
     return render_to_string("hosts/components/load_panel.html#latest", {"latest": latest, "oob": True})
+
+
+def guest_load_group(guest_id: int) -> str:
+    """Viewers of this guest's page, for what concerns the guest alone (its moves on the chart)."""
+    return f"load.guest.{guest_id}"
+
+
+def guest_timeline_changed(guest_id: int, html: str) -> None:
+    """Send ready HTML (hx-swap-oob) to the guest page's load socket: migrations_app pushes the list of the
+    guest's moves here when one ends, and the chart redraws its markers from it."""
+    try:
+        layer.group_send(guest_load_group(guest_id), {"type": LOAD_TIMELINE, "html": html})
+    except Exception:  # best effort, like every push here
+        log.exception("could not push the timeline of guest %s", guest_id)
