@@ -4,8 +4,9 @@ Invariants kept here:
 - A round asks each online host once (in parallel; libvirt calls only, the rows are written after) and
   writes one 10 s HostLoadSample per host answered and one GuestLoadSample per running guest it knows,
   in a constant number of queries whatever the number of guests.
-- Rates come from this round's counters against the previous round's, kept in the cache per host
-  (Redis in production, so any worker can take the next round); without a previous sample, or after a
+- Rates come from this round's counters against the previous round's, kept in the "load" cache per host
+  (Redis in production, files in the data directory in the embedded profile: any worker process can take
+  the next round); without a previous sample, or after a
   counter reset, a row has no CPU figure rather than a wrong one.
 - Each round's new points are pushed after commit, one message per host (hosts.events.load_recorded),
   to the pages charting that host or its guests; the push is best effort, the rows are the truth.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Avg, Max, Min, QuerySet
 from django.utils import timezone
@@ -71,7 +72,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
     now = now or timezone.now()
     hosts = list(Hypervisor.objects.filter(state=Hypervisor.State.ONLINE).values_list("pk", "uri", "name"))
     samples = _take_samples([uri for _, uri, _ in hosts])
-    previous = cache.get_many([_key(pk) for pk, _, _ in hosts])
+    previous = caches["load"].get_many([_key(pk) for pk, _, _ in hosts])
     taken: dict[int, LoadSample] = {}
     for (pk, _uri, name), sample in zip(hosts, samples, strict=True):
         if isinstance(sample, DriverError):
@@ -117,7 +118,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
             )
     HostLoadSample.objects.bulk_create(host_rows)
     GuestLoadSample.objects.bulk_create(guest_rows, batch_size=500)
-    cache.set_many({_key(pk): s for pk, s in taken.items()}, timeout=BASELINE_TTL_S)
+    caches["load"].set_many({_key(pk): s for pk, s in taken.items()}, timeout=BASELINE_TTL_S)
     hosts_points, guests_points = _points(host_rows, guest_rows, guest_hosts)
     transaction.on_commit(lambda: events.load_recorded(hosts_points, guests_points))
     return RoundResult(hosts=len(host_rows), guests=len(guest_rows), missing=tuple(sorted(missing)))
@@ -226,9 +227,14 @@ def tick() -> RoundResult | None:
     due markers are cache entries that expire, so the cadence carries over from one watcher chunk to
     the next. The marker lives a second less than the interval: a round asked a little early still runs.
     """
-    if not cache.add(_ROUND_DUE, 1, timeout=RAW.resolution_s - 1):
+    if not caches["load"].add(_ROUND_DUE, 1, timeout=RAW.resolution_s - 1):
         return None
     result = record_round()
-    if cache.add(_DOWNSAMPLE_DUE, 1, timeout=DOWNSAMPLE_EVERY_S - 1):
+    if caches["load"].add(_DOWNSAMPLE_DUE, 1, timeout=DOWNSAMPLE_EVERY_S - 1):
         downsample_and_prune()
     return result
+
+
+def forget_baselines(hypervisor_ids) -> None:
+    """Drop the kept counters and cadence markers (tests: a fresh start without flushing a shared Redis)."""
+    caches["load"].delete_many([*(_key(pk) for pk in hypervisor_ids), _ROUND_DUE, _DOWNSAMPLE_DUE])

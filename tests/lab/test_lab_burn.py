@@ -33,5 +33,7 @@ def test_a_guest_with_burn_1_uses_far_more_cpu_than_an_idle_one(mlab, lab):
 
     burning, idle = cpu(str(busy.uuid)), cpu(lab.guest_uuids["lab-g1"])
     print(f"over {seconds:.1f} s: burn=1 {burning.pct_of_vcpus:.0f} % of its vCPU, idle {idle.pct_of_vcpus:.0f} %")
-    assert burning.pct_of_vcpus > 50  # a TCG vCPU thread spinning, on a machine that others share
+    # A spinning TCG vCPU thread gets what the host's cores spare (40 % of one on a loaded two-core machine,
+    # docs/lab.md): the figure that matters is the burning guest against the idle one beside it.
+    assert burning.pct_of_vcpus > 20
     assert burning.pct_of_vcpus > 3 * idle.pct_of_vcpus

@@ -9,7 +9,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
 from django.db import connections
 
 from hosts.models import Guest, Hypervisor
@@ -21,10 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 @pytest.fixture(autouse=True)
-async def _clean():
-    await sync_to_async(cache.clear)()
+async def _close_thread_connections():
     yield
-    await sync_to_async(cache.clear)()
     await sync_to_async(connections.close_all)()  # the ORM ran on sync_to_async's thread
 
 
@@ -32,6 +29,7 @@ def _hosts(tmp_path) -> tuple[Hypervisor, Hypervisor, Guest]:
     a = Hypervisor.objects.create(name="hv-a", uri=write_node(tmp_path / "a.xml", [NodeDomain("web01", vcpus=2)]))
     b = Hypervisor.objects.create(name="hv-b", uri=write_node(tmp_path / "b.xml", [NodeDomain("db01")]))
     inventory.refresh_all([a.pk, b.pk])
+    load_history.forget_baselines([a.pk, b.pk])  # no counters from an earlier test's hosts of the same ids
     return a, b, Guest.objects.get(name="web01")
 
 
