@@ -17,6 +17,7 @@ Invariants kept here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -235,6 +236,6 @@ def tick() -> RoundResult | None:
     return result
 
 
-def forget_baselines(hypervisor_ids) -> None:
+def forget_baselines(hypervisor_ids: Iterable[int]) -> None:
     """Drop the kept counters and cadence markers (tests: a fresh start without flushing a shared Redis)."""
     caches["load"].delete_many([*(_key(pk) for pk in hypervisor_ids), _ROUND_DUE, _DOWNSAMPLE_DUE])
