@@ -123,7 +123,7 @@ def load_recorded(hosts: dict[int, dict], guests: dict[int, dict[int, dict]]) ->
                    "guests": {str(g): p for g, p in guests.get(pk, {}).items()}}  # fmt: skip
         try:
             layer.group_send(load_group(pk), message)
-        except Exception:  # the rows are written; a lost push only delays the chart to its next poll
+        except Exception:  # the rows are written; a lost push is one point the open charts miss
             log.exception("could not push the load round of hypervisor %s", pk)
 
 
