@@ -132,10 +132,15 @@ class PermissionCheckedMixin:
         # or a push sent the moment the client sees the socket open would be missed.
         left = await database_sync_to_async(_session_seconds_left)(self.scope)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
+        await self.before_accept()
         await self.accept()
         _opened(self)
         self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
+
+    async def before_accept(self) -> None:
+        """Hook: join groups that need a database look-up first (permission already checked). A push sent
+        the moment the client sees the socket open then reaches it."""
 
     async def on_authorized(self) -> None:
         """Hook: join the consumer's own groups, send the initial state."""

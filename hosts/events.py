@@ -1,4 +1,4 @@
-"""Live topology updates: the only place that names the topology group and sends to it.
+"""Live topology and load updates: the only place that names their groups and sends to them.
 
 What is sent is HTML: the same partials the topology page renders (hosts/topology.html#graph,
 #host-card, #summary, hosts/guest_list.html#guest-row and hosts/components/guest_move.html#badge),
@@ -13,13 +13,15 @@ from collections.abc import Iterable
 
 from django.template.loader import render_to_string
 
-from hosts import selectors
+from hosts import load_selectors, selectors
 from kvmcluster import layer
 
 log = logging.getLogger(__name__)
 
 TOPOLOGY_GROUP = "cluster.topology"
 TOPOLOGY_UPDATE = "topology.update"  # consumer handler: topology_update
+LOAD_ROUND = "load.round"  # consumer handler: load_round (hosts.consumers, the load sockets)
+LOAD_TIMELINE = "load.timeline"  # consumer handler: load_timeline (the guest page's load socket)
 GUEST_MOVE_PLACES = ("row", "chip")  # where a migrating guest shows its move: guest-<pk>-move-<place>
 
 
@@ -98,3 +100,52 @@ def guest_move_progress(guest_id: int, *, guest_name: str, percent: int | None, 
         log.exception("could not render the move of guest %s", guest_id)
         return
     _send(html)
+
+
+# ------------------------------------------------------------------------------ measured load
+
+
+def load_group(hypervisor_id: int) -> str:
+    """Viewers of this host's page, and of the pages of the guests running on it (docs/load.md, "Live")."""
+    return f"load.hypervisor.{hypervisor_id}"
+
+
+def load_recorded(hosts: dict[int, dict], guests: dict[int, dict[int, dict]]) -> None:
+    """One load round's new points: one message per host, to its group (call after commit).
+
+    `hosts`: hypervisor id -> its point {"at": unix s, "cpu_pct", "memory_used_mib", "memory_total_mib"};
+    `guests`: hypervisor id -> {guest id -> point {"at", "cpu_pct_of_vcpus", "cpu_cores", "memory_mib"}}.
+    Data only, a few hundred bytes per host: the consumers render the caption for their own page, so a
+    round with nobody watching renders nothing.
+    """
+    for pk, point in hosts.items():
+        message = {"type": LOAD_ROUND, "hypervisor_id": pk, "host": point,
+                   "guests": {str(g): p for g, p in guests.get(pk, {}).items()}}  # fmt: skip
+        try:
+            layer.group_send(load_group(pk), message)
+        except Exception:  # the rows are written; a lost push is one point the open charts miss
+            log.exception("could not push the load round of hypervisor %s", pk)
+
+
+def render_load_push(message: dict, *, guest_id: int | None = None) -> str:
+    """The caption of a host's panel (or of `guest_id`'s panel) for one pushed round, hx-swap-oob: the
+    partial the page renders (hosts/components/load_panel.html#latest), carrying the chart's new point."""
+    if guest_id is None:
+        latest = load_selectors.host_latest(message["hypervisor_id"], message["host"])
+    else:
+        latest = load_selectors.guest_latest(guest_id, message["guests"][str(guest_id)])
+    return render_to_string("hosts/components/load_panel.html#latest", {"latest": latest, "oob": True})
+
+
+def guest_load_group(guest_id: int) -> str:
+    """Viewers of this guest's page, for what concerns the guest alone (its moves on the chart)."""
+    return f"load.guest.{guest_id}"
+
+
+def guest_timeline_changed(guest_id: int, html: str) -> None:
+    """Send ready HTML (hx-swap-oob) to the guest page's load socket: migrations_app pushes the list of the
+    guest's moves here when one ends, and the chart redraws its markers from it."""
+    try:
+        layer.group_send(guest_load_group(guest_id), {"type": LOAD_TIMELINE, "html": html})
+    except Exception:  # best effort, like every push here
+        log.exception("could not push the timeline of guest %s", guest_id)

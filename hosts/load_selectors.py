@@ -3,8 +3,9 @@ the range asked for, and each host's latest measured CPU. One query each, whatev
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -68,6 +69,23 @@ def latest_cpu_pct(now: datetime | None = None) -> Subquery:
 
 
 @dataclass(frozen=True)
+class LoadLatest:
+    """The panel's caption: the newest point as text, and as the JSON the chart appends
+    (hosts/components/load_panel.html#latest; rendered by the page and by every live push)."""
+
+    dom_id: str  # <model>-<pk>-load
+    cpu_label: str
+    at: datetime | None
+    cpu: float | None
+    memory_mib: float | None
+    point: dict | None  # {"at": unix s, <column>: value, ...}: one more row of the page's series
+
+    @property
+    def point_json(self) -> str:
+        return json.dumps(self.point) if self.point else ""
+
+
+@dataclass(frozen=True)
 class LoadPanel:
     """What a page's load panel shows: the series for the chart and the latest figures as text."""
 
@@ -76,27 +94,49 @@ class LoadPanel:
     cpu_key: str  # the series column the chart draws as CPU %
     memory_key: str
     cpu_label: str  # what the CPU figure is a percentage of
-    latest_cpu: float | None
-    latest_memory_mib: float | None
+    latest: LoadLatest
+    live_url: str  # the websocket that pushes each new round (hosts.consumers)
 
     @property
     def data_id(self) -> str:
         return f"{self.dom_id}-data"
 
 
-def _panel(dom_id: str, series: LoadSeries, cpu_key: str, memory_key: str, cpu_label: str) -> LoadPanel:
+HOST_CPU_LABEL = "of the host's CPUs"
+GUEST_CPU_LABEL = "of its vCPUs"
+
+
+def _panel(dom_id: str, series: LoadSeries, cpu_key: str, memory_key: str, cpu_label: str, live_url: str) -> LoadPanel:
     cpu = next((v for v in reversed(series.columns[cpu_key]) if v is not None), None)
     memory = series.columns[memory_key][-1] if series.at else None
-    return LoadPanel(dom_id, series.as_json(), cpu_key, memory_key, cpu_label, cpu, memory)
+    at = datetime.fromtimestamp(series.at[-1], tz=UTC) if series.at else None
+    point = {"at": series.at[-1], **{k: v[-1] for k, v in series.columns.items()}} if series.at else None
+    latest = LoadLatest(dom_id, cpu_label, at, cpu, memory, point)
+    return LoadPanel(dom_id, series.as_json(), cpu_key, memory_key, cpu_label, latest, live_url)
 
 
 def host_load_panel(hypervisor_id: int, now: datetime | None = None) -> LoadPanel:
     now = now or timezone.now()
     series = host_load_series(hypervisor_id, now - timedelta(hours=1), now)
-    return _panel(f"hypervisor-{hypervisor_id}-load", series, "cpu_pct", "memory_used_mib", "of the host's CPUs")
+    return _panel(f"hypervisor-{hypervisor_id}-load", series, "cpu_pct", "memory_used_mib", HOST_CPU_LABEL,
+                  f"/ws/hypervisors/{hypervisor_id}/load/")  # fmt: skip
 
 
 def guest_load_panel(guest_id: int, now: datetime | None = None) -> LoadPanel:
     now = now or timezone.now()
     series = guest_load_series(guest_id, now - timedelta(hours=1), now)
-    return _panel(f"guest-{guest_id}-load", series, "cpu_pct_of_vcpus", "memory_mib", "of its vCPUs")
+    return _panel(f"guest-{guest_id}-load", series, "cpu_pct_of_vcpus", "memory_mib", GUEST_CPU_LABEL,
+                  f"/ws/guests/{guest_id}/load/")  # fmt: skip
+
+
+def host_latest(hypervisor_id: int, point: dict) -> LoadLatest:
+    """The caption of a host's panel from one pushed round's point (hosts.events.load_recorded)."""
+    at = datetime.fromtimestamp(point["at"], tz=UTC)
+    return LoadLatest(f"hypervisor-{hypervisor_id}-load", HOST_CPU_LABEL, at, point.get("cpu_pct"),
+                      point.get("memory_used_mib"), point)  # fmt: skip
+
+
+def guest_latest(guest_id: int, point: dict) -> LoadLatest:
+    at = datetime.fromtimestamp(point["at"], tz=UTC)
+    return LoadLatest(f"guest-{guest_id}-load", GUEST_CPU_LABEL, at, point.get("cpu_pct_of_vcpus"),
+                      point.get("memory_mib"), point)  # fmt: skip

@@ -393,3 +393,8 @@ def storage_guests(server: StorageServer, *, page: int | str = 1) -> Page:
     result = Paginator(qs, GUESTS_PER_PAGE).get_page(page)
     result.object_list = _with_storage(result.object_list.prefetch_related(_DISKS))
     return result
+
+
+def guest_host_id(pk: int) -> int | None:
+    """The host a guest runs on now (None: no such guest), for the guest page's load socket."""
+    return Guest.objects.filter(pk=pk).values_list("hypervisor_id", flat=True).first()

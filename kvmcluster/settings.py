@@ -225,6 +225,19 @@ if REDIS_URL:
             "KEY_PREFIX": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster"),
         }
     }
+    CACHES["load"] = CACHES["default"]
+else:
+    # The load rounds' previous counters and cadence markers (hosts.services.load_history) must outlive
+    # the worker process that wrote them: the watcher's next 10 s chunk may run in another worker. Files
+    # in the data directory, shared by the embedded profile's processes (locmem lost the baseline, so
+    # most rounds had no CPU figure). One writer at a time: the watcher holds its lease.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "load": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "load-cache"),
+        },
+    }
 
 # --- kvmcluster's own knobs -----------------------------------------------------------------------
 # Where the local two-host lab keeps its state (lab/).

@@ -47,12 +47,14 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class GuestSpec:
-    """A tiny TCG guest: busybox init that fills `fill` MiB, re-dirties `dirty` MiB/s, beats every second."""
+    """A tiny TCG guest: busybox init that fills `fill` MiB, re-dirties `dirty` MiB/s, runs `burn` busy loops
+    (CPU use), beats every second."""
 
     name: str
     host: str
     fill: int = 16
     dirty: int = 0
+    burn: int = 0
     cache: str = "none"
     bridges: tuple[str, ...] = ("br0",)
     start: bool = True

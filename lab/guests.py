@@ -87,11 +87,15 @@ def uuid_of(name: str) -> str:
 KERNEL_ARGS = "console=ttyS0 quiet panic=-1 mitigations=off no_timer_check tsc=reliable audit=0"
 
 
-def cmdline(fill: int, dirty: int) -> str:
-    return f"{KERNEL_ARGS} fill={int(fill)} dirty={int(dirty)}"
+def cmdline(fill: int, dirty: int, burn: int = 0) -> str:
+    """The guest's workload on its kernel command line (read by lab/image.py's init). burn=0 is left out,
+    so an idle guest's definition reads as it always has."""
+    return f"{KERNEL_ARGS} fill={int(fill)} dirty={int(dirty)}" + (f" burn={int(burn)}" if burn else "")
 
 
-def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | None = None) -> str:
+def domain_xml(
+    p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | None = None, burn: int | None = None
+) -> str:
     nics = "".join(NIC_XML.format(guest=spec.mac_suffix, nic=i, bridge=escape(br)) for i, br in enumerate(spec.bridges))
     return DOMAIN_XML.format(
         name=escape(spec.name),
@@ -99,7 +103,11 @@ def domain_xml(p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | 
         memory=GUEST_MEMORY_MIB,
         kernel=p.kernel,
         initrd=p.initramfs,
-        cmdline=cmdline(spec.fill if fill is None else fill, spec.dirty if dirty is None else dirty),
+        cmdline=cmdline(
+            spec.fill if fill is None else fill,
+            spec.dirty if dirty is None else dirty,
+            spec.burn if burn is None else burn,
+        ),
         cache=spec.cache,
         disk=p.disk(spec.name),
         nfs=NFS_ADDRESS,
@@ -259,8 +267,8 @@ def undefine_everywhere(name: str) -> None:
             virsh(h.uri, "undefine", name, check=False)
 
 
-def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait: bool = True) -> str:
-    """Redefine guest `name` where it currently is with fill/dirty on its kernel command line and
+def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait: bool = True, burn: int = 0) -> str:
+    """Redefine guest `name` where it currently is with fill/dirty/burn on its kernel command line and
     (re)start it. Returns the host name. With `wait`, returns once the new boot's first heartbeat shows."""
     from .config import paths
 
@@ -271,7 +279,7 @@ def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait:
     if domains(uri).get(name, "shut off") != "shut off":
         virsh(uri, "destroy", name)
     mark = console_size(p, name)
-    define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty), name)
+    define(p, uri, domain_xml(p, spec, fill=fill, dirty=dirty, burn=burn), name)
     start_guest(uri, name)
     if wait:
         wait_heartbeat(name, after_offset=mark, timeout=60 + fill / 4, p=p)

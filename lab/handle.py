@@ -113,9 +113,9 @@ class LabHandle:
         return hb
 
     # ---------------------------------------------------------------------------- actions
-    def set_workload(self, guest_name: str, fill: int, dirty: int, wait: bool = True) -> str:
-        """Reboot the guest (where it is) with fill/dirty MiB; returns its host name."""
-        return guests.set_workload(guest_name, fill, dirty, p=self.paths, wait=wait)
+    def set_workload(self, guest_name: str, fill: int, dirty: int, wait: bool = True, burn: int = 0) -> str:
+        """Reboot the guest (where it is) with fill/dirty MiB and `burn` busy loops; returns its host name."""
+        return guests.set_workload(guest_name, fill, dirty, p=self.paths, wait=wait, burn=burn)
 
     def reset(self) -> None:
         """Every guest back on its initial host with its default workload."""

@@ -31,7 +31,9 @@ GUEST_MODULES = (
 )
 
 # The guest's PID 1. fill=N MiB of random data is written once into a tmpfs; dirty=M MiB are rewritten
-# every second (so a live migration can be made short, long or non-converging); every second a heartbeat
+# every second (so a live migration can be made short, long or non-converging); burn=K starts K busy shell
+# loops at the lowest priority (K vCPUs' worth of CPU use for the load charts and the balancer to see,
+# while the heartbeat, at normal priority, still beats); every second a heartbeat
 # "HB n" goes to the serial console and to sector 0 of the NFS disk (proves disk I/O after a move).
 # An ACPI power-button press logs GUEST-POWEROFF, syncs and powers off (a graceful shutdown).
 INIT = r"""#!/bin/busybox sh
@@ -43,9 +45,14 @@ mkdir -p /etc/acpi/PWRF
 printf '#!/bin/sh\necho GUEST-POWEROFF >/dev/console\nsync\npoweroff -f\n' >/etc/acpi/PWRF/00000080
 chmod +x /etc/acpi/PWRF/00000080
 acpid -d -c /etc/acpi &  # -d: foreground, log to the console (no /var/log here)
-FILL=0; DIRTY=0
-for a in $(cat /proc/cmdline); do case $a in fill=*) FILL=${a#fill=};; dirty=*) DIRTY=${a#dirty=};; esac; done
-echo "GUEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) fill=$FILL dirty=$DIRTY"
+FILL=0; DIRTY=0; BURN=0
+for a in $(cat /proc/cmdline); do
+  case $a in fill=*) FILL=${a#fill=};; dirty=*) DIRTY=${a#dirty=};; burn=*) BURN=${a#burn=};; esac
+done
+echo "GUEST-BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) fill=$FILL dirty=$DIRTY burn=$BURN"
+b=0
+while [ "$b" -lt "$BURN" ]; do (while :; do :; done) & renice -n 19 -p $! >/dev/null; b=$((b+1)); done
+[ "$BURN" -gt 0 ] && echo "BURNING $BURN"
 [ -b /dev/vda ] && echo "DISK vda present: $(cat /sys/block/vda/size) sectors"
 mount -t tmpfs -o size=90% tmpfs /mnt
 [ "$FILL" -gt 0 ] && dd if=/dev/urandom of=/mnt/fill bs=1M count=$FILL 2>/dev/null && echo "FILLED ${FILL}MiB"

@@ -69,3 +69,16 @@ def stall_note(job) -> str | None:
     if job.state in (State.FAILED, State.CANCELLED):
         return "ended"
     return None
+
+
+def move_mark(job) -> dict:
+    """A finished move as its guest's load chart marks it: `text` for the list beside the chart, `label`
+    for the line drawn on it, `at` (Unix seconds) where the line goes."""
+    route = f"{job.source.name} → {job.target.name}"
+    if job.state == State.SUCCEEDED:
+        text, label = f"Moved {route}", route
+    else:
+        how = "cancelled" if job.state == State.CANCELLED else "failed"
+        text, label = f"Move {route} {how}", f"{route} ({how})"
+    return {"at": job.finished_at.timestamp(), "finished_at": job.finished_at, "text": text, "label": label,
+            "url": job.get_absolute_url(), "state": job.state}  # fmt: skip

@@ -142,6 +142,8 @@ def _render_and_send_job(job_id: int, topology: bool = True) -> None:
             _push_guest_move(job, percent)
     if topology:
         _notify_topology(job)
+    if job.is_terminal and job.guest_id:
+        _push_guest_timeline(job.guest_id)
 
 
 def render_once() -> None:
@@ -191,3 +193,14 @@ def _notify_topology(job) -> None:
         )
     except Exception:  # best effort, as above
         log.exception("topology push failed")
+
+
+def _push_guest_timeline(guest_id: int) -> None:
+    """The guest's moves beside its load chart (the guest page's socket, hosts.events), once one ended."""
+    try:
+        from hosts import events as host_events
+
+        html = render_to_string("migrations_app/components/guest_moves.html", {"guest_id": guest_id, "oob": True})
+        host_events.guest_timeline_changed(guest_id, html)
+    except Exception:  # best effort, as above
+        log.exception("guest timeline push failed")

@@ -4,9 +4,12 @@ Invariants kept here:
 - A round asks each online host once (in parallel; libvirt calls only, the rows are written after) and
   writes one 10 s HostLoadSample per host answered and one GuestLoadSample per running guest it knows,
   in a constant number of queries whatever the number of guests.
-- Rates come from this round's counters against the previous round's, kept in the cache per host
-  (Redis in production, so any worker can take the next round); without a previous sample, or after a
+- Rates come from this round's counters against the previous round's, kept in the "load" cache per host
+  (Redis in production, files in the data directory in the embedded profile: any worker process can take
+  the next round); without a previous sample, or after a
   counter reset, a row has no CPU figure rather than a wrong one.
+- Each round's new points are pushed after commit, one message per host (hosts.events.load_recorded),
+  to the pages charting that host or its guests; the push is best effort, the rows are the truth.
 - Each coarser tier's rows are averages of the finer tier's complete intervals, rolled up once (the
   latest coarse row is the watermark); every tier's rows older than its keep are deleted.
 """
@@ -14,16 +17,18 @@ Invariants kept here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.db import transaction
 from django.db.models import Avg, Max, Min, QuerySet
 from django.utils import timezone
 
-from hosts import load
+from hosts import events, load
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, LoadSample
 from hosts.load_tiers import RAW, TIERS, Tier, bucket_start
@@ -68,7 +73,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
     now = now or timezone.now()
     hosts = list(Hypervisor.objects.filter(state=Hypervisor.State.ONLINE).values_list("pk", "uri", "name"))
     samples = _take_samples([uri for _, uri, _ in hosts])
-    previous = cache.get_many([_key(pk) for pk, _, _ in hosts])
+    previous = caches["load"].get_many([_key(pk) for pk, _, _ in hosts])
     taken: dict[int, LoadSample] = {}
     for (pk, _uri, name), sample in zip(hosts, samples, strict=True):
         if isinstance(sample, DriverError):
@@ -78,6 +83,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
     uuids = {g.uuid for s in taken.values() for g in s.guests if g.state == "running"}
     guest_ids = {str(u): pk for u, pk in Guest.objects.filter(uuid__in=uuids).values_list("uuid", "pk")}
 
+    guest_hosts: dict[int, int] = {}  # guest id -> the host it ran on in this round
     host_rows: list[HostLoadSample] = []
     guest_rows: list[GuestLoadSample] = []
     missing: set[str] = set()
@@ -100,6 +106,7 @@ def record_round(now: datetime | None = None) -> RoundResult:
             if g.state != "running" or g.uuid not in guest_ids:
                 continue  # a guest the inventory has not recorded yet gets rows from the next round
             cpu = load.guest_cpu(earlier[g.uuid], g, seconds) if g.uuid in earlier else None
+            guest_hosts[guest_ids[g.uuid]] = pk
             guest_rows.append(
                 GuestLoadSample(
                     guest_id=guest_ids[g.uuid],
@@ -112,8 +119,28 @@ def record_round(now: datetime | None = None) -> RoundResult:
             )
     HostLoadSample.objects.bulk_create(host_rows)
     GuestLoadSample.objects.bulk_create(guest_rows, batch_size=500)
-    cache.set_many({_key(pk): s for pk, s in taken.items()}, timeout=BASELINE_TTL_S)
+    caches["load"].set_many({_key(pk): s for pk, s in taken.items()}, timeout=BASELINE_TTL_S)
+    hosts_points, guests_points = _points(host_rows, guest_rows, guest_hosts)
+    transaction.on_commit(lambda: events.load_recorded(hosts_points, guests_points))
     return RoundResult(hosts=len(host_rows), guests=len(guest_rows), missing=tuple(sorted(missing)))
+
+
+def _points(
+    host_rows: list[HostLoadSample], guest_rows: list[GuestLoadSample], guest_hosts: dict[int, int]
+) -> tuple[dict[int, dict], dict[int, dict[int, dict]]]:
+    """The round's rows as the charts' points (the columns of hosts.load_selectors' series), by host."""
+    hosts = {
+        r.hypervisor_id: {"at": r.at.timestamp(), "cpu_pct": r.cpu_pct, "memory_used_mib": r.memory_used_mib,
+                          "memory_total_mib": r.memory_total_mib}
+        for r in host_rows
+    }  # fmt: skip
+    guests: dict[int, dict[int, dict]] = {}
+    for r in guest_rows:
+        guests.setdefault(guest_hosts[r.guest_id], {})[r.guest_id] = {
+            "at": r.at.timestamp(), "cpu_pct_of_vcpus": r.cpu_pct_of_vcpus, "cpu_cores": r.cpu_cores,
+            "memory_mib": r.memory_mib,
+        }  # fmt: skip
+    return hosts, guests
 
 
 # ------------------------------------------------------------------------------ downsampling
@@ -201,9 +228,14 @@ def tick() -> RoundResult | None:
     due markers are cache entries that expire, so the cadence carries over from one watcher chunk to
     the next. The marker lives a second less than the interval: a round asked a little early still runs.
     """
-    if not cache.add(_ROUND_DUE, 1, timeout=RAW.resolution_s - 1):
+    if not caches["load"].add(_ROUND_DUE, 1, timeout=RAW.resolution_s - 1):
         return None
     result = record_round()
-    if cache.add(_DOWNSAMPLE_DUE, 1, timeout=DOWNSAMPLE_EVERY_S - 1):
+    if caches["load"].add(_DOWNSAMPLE_DUE, 1, timeout=DOWNSAMPLE_EVERY_S - 1):
         downsample_and_prune()
     return result
+
+
+def forget_baselines(hypervisor_ids: Iterable[int]) -> None:
+    """Drop the kept counters and cadence markers (tests: a fresh start without flushing a shared Redis)."""
+    caches["load"].delete_many([*(_key(pk) for pk in hypervisor_ids), _ROUND_DUE, _DOWNSAMPLE_DUE])

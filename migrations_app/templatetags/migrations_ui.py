@@ -45,3 +45,20 @@ register.filter("move_percent", display.move_percent)
 register.filter("phase_line", display.phase_line)
 register.filter("eta_text", display.eta_text)
 register.filter("stall_note", display.stall_note)
+
+
+@register.simple_tag
+def guest_moves_last_hour(guest_id, guest=None) -> dict:
+    """The guest's moves that ended within its load chart's hour, as markers (display.move_mark).
+    `guest_id` from a push, else the page's `guest`: {"guest_id": ..., "moves": [...]}."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from migrations_app.selectors import guest_moves_since
+
+    pk = int(guest_id) if guest_id else getattr(guest, "pk", None)
+    if pk is None:
+        return {"guest_id": None, "moves": []}
+    since = timezone.now() - timedelta(hours=1)
+    return {"guest_id": pk, "moves": [display.move_mark(j) for j in guest_moves_since(pk, since)]}

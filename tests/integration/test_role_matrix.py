@@ -116,9 +116,11 @@ RULES: dict[str, Rule] = {
 
 # Websocket routes: the permission needed to connect (anonymous is always refused).
 WS_RULES: dict[str, tuple[Perm, str]] = {
-    "ws/topology/":            (Perm.VIEW_CLUSTER, "/ws/topology/"),
-    "ws/migrations/active/":   (Perm.VIEW_CLUSTER, "/ws/migrations/active/"),
-    "ws/migrations/<int:pk>/": (Perm.VIEW_CLUSTER, "/ws/migrations/{migration}/"),
+    "ws/topology/":                   (Perm.VIEW_CLUSTER, "/ws/topology/"),
+    "ws/migrations/active/":          (Perm.VIEW_CLUSTER, "/ws/migrations/active/"),
+    "ws/migrations/<int:pk>/":        (Perm.VIEW_CLUSTER, "/ws/migrations/{migration}/"),
+    "ws/hypervisors/<int:pk>/load/":  (Perm.VIEW_CLUSTER, "/ws/hypervisors/{hypervisor}/load/"),
+    "ws/guests/<int:pk>/load/":       (Perm.VIEW_CLUSTER, "/ws/guests/{guest}/load/"),
 }
 # fmt: on
 
@@ -327,7 +329,7 @@ def _ws_setup(role: str):
     source = Hypervisor.objects.create(name=f"ws-a-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     target = Hypervisor.objects.create(name=f"ws-b-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     guest = Guest.objects.create(uuid=uuid.uuid4(), name="ws-g", hypervisor=source)
-    objects_ = {"migration": _migration(guest, source, target)}
+    objects_ = {"migration": _migration(guest, source, target), "hypervisor": source.pk, "guest": guest.pk}
     if role == "anonymous":
         return objects_, ""
     client = Client()

@@ -144,16 +144,18 @@ def extra_guest(
     start: bool = False,
     fill: int = 16,
     dirty: int = 0,
+    burn: int = 0,
     disk: bool = True,
 ):
     """A throwaway lab guest on `host`, for behaviour the lab's own guests must not have: a CPU model
     (`cpu`, a <cpu> element), kernel arguments (`kernel_args`, e.g. acpi=off) or a workload (`fill` MiB
-    written once, `dirty` MiB rewritten every second). `disk=False` leaves out its NFS disk: under TCG a
-    slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one was fine.
+    written once, `dirty` MiB rewritten every second, `burn` busy loops). `disk=False` leaves out its NFS
+    disk: under TCG a slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one
+    was fine.
     Gone afterwards."""
     from lab import config, guests
 
-    spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=9, fill=fill, dirty=dirty)
+    spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=9, fill=fill, dirty=dirty, burn=burn)
     p = config.paths()
     xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
     xml = xml.replace(guests.KERNEL_ARGS, f"{guests.KERNEL_ARGS} {kernel_args}".strip())

@@ -33,6 +33,16 @@ def test_guest_is_tcg_with_workload_on_the_kernel_cmdline(paths):
     assert root.find("memory").text == "256"
     assert "fill=40 dirty=3" in root.find("os/cmdline").text
     assert root.find("uuid").text == guests.uuid_of("lab-g1")
+    assert "burn=" not in root.find("os/cmdline").text  # idle guests' command lines read as before
+
+
+def test_burn_puts_busy_loops_on_the_command_line_and_init_starts_them(paths):
+    spec = config.GuestSpec("lab-gburn", "hv-a", burn=2)
+    assert "fill=16 dirty=0 burn=2" in ET.fromstring(guests.domain_xml(paths, spec)).find("os/cmdline").text
+    assert "burn=1" in ET.fromstring(guests.domain_xml(paths, spec, burn=1)).find("os/cmdline").text
+    from lab.image import INIT
+
+    assert "burn=*) BURN=${a#burn=}" in INIT and "while :; do :; done" in INIT
 
 
 def test_nics_plug_into_the_specs_bridges_and_only_hv_a_shows_br_a_only(paths):

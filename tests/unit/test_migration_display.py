@@ -72,3 +72,20 @@ def test_the_banner_and_topology_figure_exists_only_for_a_live_move_under_way():
     assert display.move_percent(job(kind=Kind.OFFLINE)) is None
     assert display.move_percent(job(state=State.PENDING)) is None
     assert display.move_percent(job(state=State.SUCCEEDED)) is None
+
+
+@pytest.mark.parametrize(
+    "state, text, label",
+    [
+        (State.SUCCEEDED, "Moved hv-a → hv-b", "hv-a → hv-b"),
+        (State.FAILED, "Move hv-a → hv-b failed", "hv-a → hv-b (failed)"),
+        (State.CANCELLED, "Move hv-a → hv-b cancelled", "hv-a → hv-b (cancelled)"),
+    ],
+)
+def test_a_finished_move_is_marked_on_its_guests_chart_with_its_route_and_outcome(state, text, label):
+    from datetime import UTC, datetime
+
+    ended = datetime(2026, 12, 2, 14, 3, tzinfo=UTC)
+    mark = display.move_mark(job(state=state, finished_at=ended))
+    assert (mark["text"], mark["label"], mark["at"]) == (text, label, ended.timestamp())
+    assert mark["url"] == "/migrations/7/"

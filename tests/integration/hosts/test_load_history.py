@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -20,9 +20,9 @@ NOW = datetime(2026, 12, 2, 11, 0, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _no_baselines():
-    cache.clear()
+    caches["load"].clear()
     yield
-    cache.clear()
+    caches["load"].clear()
 
 
 def _host(tmp_path, name, running, stopped=0):

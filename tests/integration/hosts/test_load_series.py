@@ -67,14 +67,18 @@ def test_the_hypervisor_page_charts_the_last_hour_from_a_json_block(client_as, c
     data = re.search(rf'<script id="hypervisor-{hv.pk}-load-data" type="application/json">(.*?)</script>', html)
     series = json.loads(data.group(1))
     assert (series["resolution_s"], series["cpu_pct"], series["memory_used_mib"]) == (10, [41.6], [100])
-    assert "Latest: CPU 42 % of the host&#x27;s CPUs, memory in use 100 MiB." in html
+    at = now - timedelta(minutes=2)
+    caption = "CPU 42 % of the host&#x27;s CPUs, memory in use 100 MiB."
+    assert f'<time datetime="{at.isoformat()}">{at:%H:%M:%S}</time>: {caption}' in html
+    assert f'ws-connect="/ws/hypervisors/{hv.pk}/load/"' in html  # each new round is pushed (hosts.consumers)
 
 
 def test_a_hypervisor_without_measurements_says_so(client_as, cluster):
     hv = cluster["hv_a"]
     html = client_as("viewer").get(reverse("hypervisor-detail", args=[hv.pk])).content.decode()
     assert f'id="hypervisor-{hv.pk}-load-latest">No measurements yet' in html
-    assert "data-load-chart" not in html
+    # the chart waits, hidden, for the first pushed point
+    assert re.search(rf'<div class="load-chart" id="hypervisor-{hv.pk}-load-chart"[^>]* hidden', html)
 
 
 def test_the_guest_page_charts_the_guests_own_load(client_as, cluster):
@@ -85,7 +89,8 @@ def test_the_guest_page_charts_the_guests_own_load(client_as, cluster):
     html = client_as("viewer").get(reverse("guest-detail", args=[guest.pk])).content.decode()
 
     assert f'data-load-chart="guest-{guest.pk}-load-data"' in html and 'data-cpu="cpu_pct_of_vcpus"' in html
-    assert "Latest: CPU 64 % of its vCPUs, memory in use 700 MiB." in html
+    assert "CPU 64 % of its vCPUs, memory in use 700 MiB." in html
+    assert f'ws-connect="/ws/guests/{guest.pk}/load/"' in html
 
 
 def test_the_charts_poll_the_same_hour_as_json(client_as, cluster):
