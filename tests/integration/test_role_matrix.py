@@ -114,6 +114,7 @@ WS_RULES: dict[str, tuple[Perm, str]] = {
     "ws/topology/":            (Perm.VIEW_CLUSTER, "/ws/topology/"),
     "ws/migrations/active/":   (Perm.VIEW_CLUSTER, "/ws/migrations/active/"),
     "ws/migrations/<int:pk>/": (Perm.VIEW_CLUSTER, "/ws/migrations/{migration}/"),
+    "ws/operations/<int:pk>/": (Perm.VIEW_CLUSTER, "/ws/operations/{operation}/"),
 }
 # fmt: on
 
@@ -308,7 +309,7 @@ def _ws_setup(role: str):
     source = Hypervisor.objects.create(name=f"ws-a-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     target = Hypervisor.objects.create(name=f"ws-b-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     guest = Guest.objects.create(uuid=uuid.uuid4(), name="ws-g", hypervisor=source)
-    objects_ = {"migration": _migration(guest, source, target)}
+    objects_ = {"migration": _migration(guest, source, target), "operation": _operation(source)}
     if role == "anonymous":
         return objects_, ""
     client = Client()
