@@ -199,6 +199,9 @@ def readiness(guest: Guest, kind: str, options: dict) -> list[dict]:
                 "verdict": pf.verdict(items),
                 "items": items,
                 "problems": [i for i in items if i["status"] != pf.PASS],
+                # what ranking the targets needs ("Auto"): moves in flight toward the target
+                "reserved_mib": facts.target.reserved_incoming_mib,
+                "incoming": facts.target.incoming_active,
             }
         )
     return rows
