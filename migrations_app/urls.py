@@ -3,7 +3,7 @@ drain plan under /hypervisors/<pk>/drain-plan/, maintenance mode and /operations
 
 from django.urls import path
 
-from migrations_app import views, views_operations
+from migrations_app import views, views_operations, views_readiness
 
 urlpatterns = [
     path("", views.migration_list, name="migration-list"),
@@ -18,6 +18,7 @@ urlpatterns = [
 guest_urlpatterns = [
     path("guests/<int:pk>/migrate/", views.migration_create, name="guest-migrate"),
     path("guests/<int:pk>/migrate/targets/", views.migration_targets, name="guest-migrate-targets"),
+    path("hypervisors/readiness/", views_readiness.hypervisor_readiness, name="hypervisor-readiness"),
     path("hypervisors/<int:pk>/drain-plan/", views.hypervisor_drain_plan, name="hypervisor-drain-plan"),
     path("hypervisors/<int:pk>/maintenance/", views_operations.hypervisor_maintenance, name="hypervisor-maintenance"),
     path(

@@ -211,3 +211,42 @@ def needs_unsafe(guest: pf.GuestSnap) -> bool:
     """libvirt calls any file disk 'unsafe' unless it knows the fs is shared (docs/lab.md P2); the
     shared-storage check has already proved it is, so a live move of a guest with file disks sets UNSAFE."""
     return any(d.source and d.source_type in ("file", "block", "volume") for d in guest.disks)
+
+
+def _host_cpu_xml(uri: str) -> tuple[str, str]:
+    try:
+        return driver.host_cpu_xml(uri), ""
+    except DriverError as err:
+        return "", err.message
+
+
+def host_facts(hosts: list[Hypervisor]) -> dict[int, tuple[pf.HostSnap, tuple[str, str]]]:
+    """Each host's snapshot and its host CPU (xml, or libvirt's reason it has none), asked once per host
+    and in parallel (the readiness matrix compares every pair from these)."""
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, 2 * len(hosts)), thread_name_prefix="host-facts") as pool:
+        lives = [pool.submit(_live_host, h.uri, False) for h in hosts]
+        cpus = [pool.submit(_host_cpu_xml, h.uri) for h in hosts]
+        return {
+            h.pk: (host_snap(h, live=live.result()), cpu.result())
+            for h, live, cpu in zip(hosts, lives, cpus, strict=True)
+        }
+
+
+def compare_host_cpus(pairs: list[tuple[Hypervisor, Hypervisor, str]]) -> list[tuple[str, str]]:
+    """libvirt's verdict on each source's host CPU (its xml given) at each target, in parallel: what a
+    host-passthrough guest needs; guests with a baseline model are judged on their own when they move."""
+
+    def one(source: Hypervisor, target: Hypervisor, xml: str) -> tuple[str, str]:
+        if not xml:
+            return "", f"{source.name} gave no host CPU"
+        try:
+            return driver.compare_cpu(target.uri, xml), f"{source.name}'s host CPU on {target.name}"
+        except DriverError as err:
+            return "", err.message
+
+    if not pairs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(pairs)), thread_name_prefix="cpu-compare") as pool:
+        return list(pool.map(lambda p: one(*p), pairs))

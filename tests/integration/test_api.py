@@ -32,6 +32,7 @@ API_RULES = {
     "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
     "api-drain-plan-list": [("GET", Perm.VIEW_CLUSTER, "hypervisor_pk", 200)],
+    "api-hypervisor-readiness-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
     "api-maintenance-list": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-maintenance-exit": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-operation-detail": [("GET", Perm.VIEW_CLUSTER, "operation", 200)],

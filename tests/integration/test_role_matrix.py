@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
     "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
     "hypervisor-drain-plan":      Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
+    "hypervisor-readiness":       Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "hypervisor-maintenance":     Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
     "hypervisor-maintenance-exit": Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="hypervisor"),
     "operation-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
