@@ -26,6 +26,11 @@ guest_urlpatterns = [
         views_operations.hypervisor_maintenance_exit,
         name="hypervisor-maintenance-exit",
     ),
+    path(
+        "hypervisors/<int:pk>/maintenance/return/",
+        views_operations.hypervisor_maintenance_return,
+        name="hypervisor-maintenance-return",
+    ),
     path("operations/<int:pk>/", views_operations.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/progress/", views_operations.operation_progress, name="operation-progress"),
     path("operations/<int:pk>/pause/", views_operations.operation_pause, name="operation-pause"),

@@ -114,8 +114,10 @@ def reverse_plan(hypervisor: Hypervisor) -> list[dict[str, Any]]:
                     "guest": guest.name,
                     "guest_id": guest.pk,
                     "from": job.target.name,
+                    "from_id": job.target_id,
                     "to": hypervisor.name,
                     "mode": job.kind,
+                    "of_operation": last.pk,
                 }
             )
     return moves

@@ -210,12 +210,15 @@ def _unstarted(op: Operation, children: dict[int | None, MigrationJob]) -> list[
 
 
 def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None:
-    window = max(1, settings.MIGRATION_MAX_OUTGOING)
+    # a drain's moves all leave its host, a return's all land on it: that host's limit is the window
+    window = max(
+        1, settings.MIGRATION_MAX_INCOMING if op.kind == OperationKind.RETURN else settings.MIGRATION_MAX_OUTGOING
+    )
     room = window - sum(1 for j in children.values() if j.state in ACTIVE_STATES)
     for move in sorted(_unstarted(op, children), key=lambda m: m["position"]):
         if room <= 0:
             return
-        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor=op.hypervisor).first()
+        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor_id=move.get("source_id", op.hypervisor_id)).first()
         target = Hypervisor.objects.filter(pk=move["target_id"]).first()
         try:
             if guest is None or target is None:
@@ -246,9 +249,9 @@ def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None
 
 
 def _finish(op: Operation) -> None:
-    """End the operation: cancelled, done when no guest is left on the host (the DB inventory), else
-    incomplete with a reason per guest left."""
-    left = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
+    """End the operation: cancelled, done when no guest is left on the host (a return: when every guest of
+    its plan is back on the host; the DB inventory), else incomplete with a reason per guest left."""
+    left = _left(op)
     if op.state == OS.CANCELLING:
         new = OS.CANCELLED
     else:
@@ -266,6 +269,13 @@ def _finish(op: Operation) -> None:
                 params={"operation_id": op.pk, "state": new, "left": reasons},
                 message=f"{op.hypervisor.name}: {new}" + (f", {len(left)} guest(s) left" if left else ""),
             )
+
+
+def _left(op: Operation) -> list[Guest]:
+    if op.kind == OperationKind.RETURN:
+        ids = [m["guest_id"] for m in op.plan.get("moves", [])]
+        return list(Guest.objects.filter(pk__in=ids).exclude(hypervisor=op.hypervisor).order_by("name"))
+    return list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
 
 
 def _why_left(op: Operation, guest: Guest) -> str:

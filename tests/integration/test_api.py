@@ -35,6 +35,7 @@ API_RULES = {
     "api-hypervisor-readiness-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
     "api-maintenance-list": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-maintenance-exit": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
+    "api-maintenance-return": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-operation-detail": [("GET", Perm.VIEW_CLUSTER, "operation", 200)],
     "api-operation-pause": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
     "api-operation-resume": [("POST", Perm.RUN_MIGRATIONS, "operation", 409)],

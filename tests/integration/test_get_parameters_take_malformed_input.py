@@ -46,6 +46,7 @@ GET_PARAMS: dict[str, list[str]] = {
     "hypervisor-drain-plan": [],
     "hypervisor-readiness":  [],
     "hypervisor-maintenance": [],
+    "hypervisor-maintenance-return": [],
     "operation-detail":      [],
     "operation-progress":    [],
     "hypervisor-load":       [],

@@ -77,6 +77,7 @@ RULES: dict[str, Rule] = {
     "hypervisor-readiness":       Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "hypervisor-maintenance":     Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
     "hypervisor-maintenance-exit": Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="hypervisor"),
+    "hypervisor-maintenance-return": Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
     "operation-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
     "operation-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
     "operation-pause":            Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
