@@ -39,11 +39,19 @@ def readiness_matrix() -> Matrix:
     cpus = facts.compare_host_cpus([(s, t, gathered[s.pk][1][0]) for s, t in ordered])
     pairs = {
         (s.pk, t.pk): pair_readiness(
-            snaps[s.pk], snaps[t.pk], work[s.pk], cpu, t.migration_address, urlsplit(t.uri).hostname or ""
+            snaps[s.pk], snaps[t.pk], work[s.pk], cpu, t.migration_address, _uri_host(t.uri)
         )
         for (s, t), cpu in zip(ordered, cpus, strict=True)
     }
     return Matrix(hosts, pairs)
+
+
+def _uri_host(uri: str) -> str:
+    """The host part of a libvirt URI, where libvirt sends the stream by default ("" if it has none)."""
+    try:
+        return urlsplit(uri).hostname or ""
+    except ValueError:  # e.g. a broken IPv6 literal: the address cell says "the host of its URI"
+        return ""
 
 
 def _workloads(hosts: list[Hypervisor]) -> dict[int, Workload]:

@@ -96,3 +96,14 @@ def test_each_host_is_asked_for_its_facts_once_not_once_per_pair(cluster, monkey
     monkeypatch.setattr(driver, "host_info", lambda uri: asked.append(uri) or real(uri))
     body = cluster["client"].get(reverse("api-hypervisor-readiness-list")).json()
     assert len(body["pairs"]) == 6 and sorted(asked) == sorted(h.uri for h in Hypervisor.objects.all())
+
+
+def test_a_host_whose_uri_is_refused_is_a_not_ready_column_not_an_error(cluster):
+    """A row whose URI kvmcluster refuses to open (docs/security.md) is never opened: its cells say why."""
+    evil = Hypervisor.objects.create(name="rd-evil", uri="qemu+ext://127.0.0.1/system?command=/bin/sh")
+    body = cluster["client"].get(reverse("api-hypervisor-readiness-list")).json()
+    into = [p for p in body["pairs"] if p["target_id"] == evil.pk]
+    assert len(into) == 3 and {p["verdict"] for p in into} == {"not ready"}
+    address = next(c for c in into[0]["cells"] if c["key"] == "address")
+    assert address["answer"] == "no" and "URI not allowed" in address["evidence"]
+    assert cluster["client"].get(reverse("hypervisor-readiness")).status_code == 200
