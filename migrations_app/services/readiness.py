@@ -38,9 +38,7 @@ def readiness_matrix() -> Matrix:
     ordered = [(s, t) for s in hosts for t in hosts if s.pk != t.pk]
     cpus = facts.compare_host_cpus([(s, t, gathered[s.pk][1][0]) for s, t in ordered])
     pairs = {
-        (s.pk, t.pk): pair_readiness(
-            snaps[s.pk], snaps[t.pk], work[s.pk], cpu, t.migration_address, _uri_host(t.uri)
-        )
+        (s.pk, t.pk): pair_readiness(snaps[s.pk], snaps[t.pk], work[s.pk], cpu, t.migration_address, _uri_host(t.uri))
         for (s, t), cpu in zip(ordered, cpus, strict=True)
     }
     return Matrix(hosts, pairs)
