@@ -122,7 +122,9 @@ def _control(request, pk: int, service):
         return forbidden(request, Perm.RUN_MIGRATIONS)
     except MigrationError as err:
         op.refresh_from_db()
-        return render(request, OPERATION, _operation_context(request, op, control_error=str(err)), status=409)
+        # htmx swaps no 4xx answer: the panel with the reason comes back as a 200 to an htmx request
+        status = 200 if request.htmx else 409
+        return render(request, OPERATION, _operation_context(request, op, control_error=str(err)), status=status)
     return redirect(op.get_absolute_url())
 
 

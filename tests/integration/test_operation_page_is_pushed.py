@@ -79,4 +79,28 @@ async def test_an_operator_is_pushed_the_controls_that_fit_the_new_state(drain):
     await sync_to_async(operation_controls.operation_pause)(operation=op, actor=drain["operator"])
     html = await _until(socket, f'<h2 id="operation-{op.pk}-state">Paused')
     assert "Resume" in html and ">Pause<" not in html and "Cancel" in html
+    # no request renders a push, so no CSRF field: the control posts through htmx (the token rides in the
+    # header <body hx-headers> sets) and swaps in the panel of the page it lands on
+    assert f'hx-post="/operations/{op.pk}/resume/"' in html and f'hx-select="#operation-{op.pk}-progress"' in html
     await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pushed_control_posted_by_htmx_with_the_header_token_works(drain):  # noqa: F811
+    from django.test import Client
+
+    op = _enter(drain)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(drain["operator"])
+    client.get(op.get_absolute_url())  # the page sets the CSRF cookie; htmx sends its value as a header
+    token = client.cookies["csrftoken"].value
+    url = f"/operations/{op.pk}/pause/"
+    assert client.post(url, HTTP_HX_REQUEST="true").status_code == 403  # no token at all: refused
+    response = client.post(url, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token, follow=True)
+    op.refresh_from_db()
+    assert response.status_code == 200 and op.state == "paused"
+    again = client.post(url, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+    assert (
+        again.status_code == 200
+        and f'id="operation-{op.pk}-error">operation #{op.pk} is paused' in again.content.decode()
+    )
