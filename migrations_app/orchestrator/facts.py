@@ -238,15 +238,21 @@ def compare_host_cpus(pairs: list[tuple[Hypervisor, Hypervisor, str]]) -> list[t
     """libvirt's verdict on each source's host CPU (its xml given) at each target, in parallel: what a
     host-passthrough guest needs; guests with a baseline model are judged on their own when they move."""
 
-    def one(source: Hypervisor, target: Hypervisor, xml: str) -> tuple[str, str]:
-        if not xml:
-            return "", f"{source.name} gave no host CPU"
+    def one(target: Hypervisor, xml: str) -> tuple[str, str]:
         try:
-            return driver.compare_cpu(target.uri, xml), f"{source.name}'s host CPU on {target.name}"
+            return driver.compare_cpu(target.uri, xml), ""
         except DriverError as err:
             return "", err.message
 
-    if not pairs:
-        return []
-    with ThreadPoolExecutor(max_workers=min(8, len(pairs)), thread_name_prefix="cpu-compare") as pool:
-        return list(pool.map(lambda p: one(*p), pairs))
+    # Hosts of one model give one CPU xml: each target is asked once per distinct CPU, not once per source.
+    asks = {(t.pk, xml): t for _, t, xml in pairs if xml}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(asks))), thread_name_prefix="cpu-compare") as pool:
+        answers = dict(zip(asks, pool.map(lambda key: one(asks[key], key[1]), asks), strict=True))
+    out = []
+    for source, target, xml in pairs:
+        if not xml:
+            out.append(("", f"{source.name} gave no host CPU"))
+            continue
+        result, error = answers[(target.pk, xml)]
+        out.append((result, error or f"{source.name}'s host CPU on {target.name}"))
+    return out

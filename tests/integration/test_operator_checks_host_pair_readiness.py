@@ -92,10 +92,14 @@ def test_each_host_is_asked_for_its_facts_once_not_once_per_pair(cluster, monkey
     from hosts.drivers import libvirt as driver
 
     asked: list[str] = []
-    real = driver.host_info
+    compared: list[tuple[str, str]] = []
+    real, real_compare = driver.host_info, driver.compare_cpu
     monkeypatch.setattr(driver, "host_info", lambda uri: asked.append(uri) or real(uri))
+    monkeypatch.setattr(driver, "compare_cpu", lambda uri, xml: compared.append((uri, xml)) or real_compare(uri, xml))
     body = cluster["client"].get(reverse("api-hypervisor-readiness-list")).json()
     assert len(body["pairs"]) == 6 and sorted(asked) == sorted(h.uri for h in Hypervisor.objects.all())
+    # the three test-driver hosts share one CPU: each target is asked about it once, not once per source
+    assert len({xml for _, xml in compared}) == 1 and sorted(u for u, _ in compared) == sorted(asked)
 
 
 def test_a_host_whose_uri_is_refused_is_a_not_ready_column_not_an_error(cluster):
