@@ -56,7 +56,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "reasons", "refusals", "requested_by", "created_at", "finished_at", "progress", "children",
         ]  # fmt: skip
 
-    def get_progress(self, op: Operation) -> dict[str, int]:
+    def get_progress(self, op: Operation) -> dict[str, int | None]:
         p = operations.operation_progress(op)
         return {
             "total": p.total,
@@ -65,6 +65,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "waiting": p.waiting,
             "failed": p.failed,
             "percent": p.percent,
+            "eta_s": p.eta_s,  # seconds left, estimated from the plan's predictions (None once it ended)
         }
 
     def get_children(self, op: Operation) -> list[dict[str, Any]]:
