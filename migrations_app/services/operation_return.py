@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.audit import audit_record
 from accounts.types import Actor
-from hosts.models import Hypervisor
+from hosts.models import Guest, Hypervisor
 from migrations_app.choices import OperationKind
 from migrations_app.models import Operation
+from migrations_app.services import predictions
 from migrations_app.services.audit import require
 from migrations_app.services.errors import MigrationError
 from migrations_app.services.operation_controls import reverse_plan
@@ -30,6 +32,9 @@ from migrations_app.services.operations import operation_advance
 def return_plan(hypervisor: Hypervisor) -> dict[str, Any]:
     """The reverse plan in the shape an Operation carries (services.drain.plan_as_dict's): each move names
     its source, since the guests come back from several hosts."""
+    reverse = reverse_plan(hypervisor)
+    guests = Guest.objects.in_bulk([m["guest_id"] for m in reverse])
+    sources = Hypervisor.objects.in_bulk({m["from_id"] for m in reverse})
     moves = [
         {
             "position": n,
@@ -41,11 +46,22 @@ def return_plan(hypervisor: Hypervisor) -> dict[str, Any]:
             "target_id": hypervisor.pk,
             "mode": m["mode"],
             "of_operation": m["of_operation"],
+            # as the Migrate form predicts it (the operation page's time left adds these up)
+            "prediction": predictions.predict_move(
+                guests[m["guest_id"]], sources[m["from_id"]], hypervisor, m["mode"], {}
+            ),
         }
-        for n, m in enumerate(reverse_plan(hypervisor), start=1)
+        for n, m in enumerate(reverse, start=1)
     ]
     verdict = f"bring {len(moves)} guest(s) back to {hypervisor.name}" if moves else "nothing to bring back"
-    return {"source": hypervisor.name, "verdict": verdict, "moves": moves, "blocked": [], "skipped": []}
+    return {
+        "source": hypervisor.name,
+        "verdict": verdict,
+        "moves": moves,
+        "blocked": [],
+        "skipped": [],
+        "max_parallel": max(1, settings.MIGRATION_MAX_INCOMING),
+    }
 
 
 def return_start(

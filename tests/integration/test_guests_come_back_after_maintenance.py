@@ -69,6 +69,7 @@ def test_confirming_the_reverse_plan_starts_a_return_operation_toward_the_origin
     assert AuditEvent.objects.filter(action="migration.requested", outcome="ok").count() == 3 + 3  # drain + return
     page = client.get(op.get_absolute_url()).content.decode()
     assert "Bringing guests back to mt-a" in page and "mt-b → mt-a" in page
+    assert all(m["prediction"]["total_s"] > 0 for m in op.plan["moves"]) and "Time left: about" in page
 
     for job in children:  # the moves end: every guest is back, the operation is done
         _end(job, "succeeded", moved=True)
