@@ -96,10 +96,10 @@ def cmd_migrate(api: Client, args) -> object:
     if args.wait:
         job = _watch(api, job["id"], quiet=args.json)
         _fail_unless_succeeded(job)
-    return (
-        job,
-        f"migration #{job['id']} {job['guest_name']} {job['source_name']} -> {job['target_name']}: {job['state']}",
-    )
+    line = f"migration #{job['id']} {job['guest_name']} {job['source_name']} -> {job['target_name']}: {job['state']}"
+    if job.get("target_reason"):  # "auto": why that host
+        line += f"\n  target chosen {job['target_reason']}"
+    return job, line
 
 
 def _fail_unless_succeeded(job: dict) -> None:
@@ -218,6 +218,19 @@ def cmd_balancer_policy(api: Client, args) -> object:
     return policy, "\n".join(f"{k}: {v}" for k, v in policy.items())
 
 
+def cmd_readiness(api: Client, args) -> object:
+    """Every source × target pair of hosts: the verdict and each check's answer (evidence with --json)."""
+    matrix = api.get("hypervisors/readiness/")
+    keys = [c["key"] for c in matrix["columns"]]
+    rows = [
+        {"from": p["source"], "to": p["target"], "verdict": p["verdict"]} | {c["key"]: c["answer"] for c in p["cells"]}
+        for p in matrix["pairs"]
+    ]
+    if not rows:
+        return matrix, "readiness compares pairs of hosts: add a second hypervisor"
+    return matrix, table(rows, ["from", "to", "verdict", *keys])
+
+
 def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict:
     try:
         return _follow(api, job_id, quiet, interval)
@@ -294,6 +307,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--migration", type=int, metavar="ID")
     a.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     verb(top, "watch", cmd_watch, "follow a guest migration until it ends").add_argument("id", type=int)
+    verb(top, "readiness", cmd_readiness, "which hosts can take each other's guests (every pair's checks)")
     d = verb(top, "drain", cmd_drain, "the plan for emptying a host: targets, modes, predictions, blockers")
     d.add_argument("host", help="hypervisor id or name")
     d.add_argument("--dry-run", action="store_true", help="show the plan (required: nothing moves)")

@@ -23,13 +23,12 @@ from hosts.models import Guest, Hypervisor
 from kvmcluster.api.base import ApiViewSet
 from kvmcluster.api.problems import Conflict, Unprocessable
 from migrations_app import selectors, services
-from migrations_app.choices import Kind, State
+from migrations_app.choices import AUTO_TARGET, Kind, State
 from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
 from migrations_app.forms import BandwidthForm, MigrationRequestForm
 from migrations_app.models import MigrationJob
 from migrations_app.orchestrator import facts
-from migrations_app.planning.targets import Candidate, pick_target
-from migrations_app.services import drain
+from migrations_app.services import auto_target, drain
 
 
 class CheckSerializer(serializers.Serializer):
@@ -51,6 +50,7 @@ class MigrationSerializer(serializers.ModelSerializer):
             "state", "phase", "options", "requested_by", "requested_at", "started_at", "finished_at", "error",
             "where_guest_is", "downtime_ms", "data_sent", "total_ms", "data_total", "data_processed",
             "data_remaining", "throughput_bps", "dirty_rate_bps", "iteration", "bandwidth_mibps", "postcopy_started",
+            "target_reason",
         ]  # fmt: skip
 
 
@@ -65,7 +65,10 @@ class MigrationRequestSerializer(serializers.Serializer):
     """What the Migrate form takes; `options` are the form's option fields by name (absent = the form's default)."""
 
     guest = serializers.CharField(max_length=128, help_text="id or name")
-    target = serializers.CharField(max_length=64, help_text='id, name, or "auto" (the best open target)')
+    target = serializers.CharField(
+        max_length=64,
+        help_text='id, name, or "auto" (the best open target; the job\'s `target_reason` says why it was chosen)',
+    )
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.LIVE)
     options = serializers.DictField(required=False, default=dict)
 
@@ -121,7 +124,7 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
         guest = _guest(body.validated_data["guest"])
         if key and (earlier := _earlier(request.user, key, guest, body.validated_data)) is not None:
             return earlier
-        target = _target(guest, body.validated_data)
+        target, reason = _target(guest, body.validated_data)
         form = MigrationRequestForm(_form_data({**body.validated_data, "target": target}), guest=guest)
         if not form.is_valid():
             raise _form_errors(form)
@@ -134,6 +137,7 @@ class MigrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
                 actor=request.user,
                 source_ip=request_ip(request),
                 idempotency_key=key,
+                target_reason=reason,
             )
         except DjangoPermissionDenied as err:
             raise PermissionDenied(str(err)) from err
@@ -265,27 +269,26 @@ def _guest(ref: str) -> Guest:
     return found[0]
 
 
-def _target(guest: Guest, body: dict):
-    """A hypervisor id or name as given, or for "auto" the best open target by the pre-flight."""
+def _target(guest: Guest, body: dict) -> tuple[int, str]:
+    """A hypervisor id or name as given, or for "auto" the best open target by the pre-flight and the
+    ranking the Migrate form's "Auto" uses (services.auto_target), with the reason the job keeps."""
     ref = body["target"]
-    if ref != "auto":
+    if ref != AUTO_TARGET:
         if ref.isdigit():
-            return int(ref)
+            return int(ref), ""
         found = Hypervisor.objects.filter(name=ref).values_list("pk", flat=True).first()
         if found is None:
             raise ValidationError({"target": [f"no hypervisor named {ref!r}"]})
-        return found
+        return found, ""
     form = MigrationRequestForm(_form_data({**body, "target": 0}), guest=guest)
     form.is_valid()  # only the options matter here; their own errors come from the real form below
     options = {k: bool(form.cleaned_data.get(k)) for k in ("compressed", "tls", "shutdown_first", "start_on_target")}
     rows = facts.readiness(guest, body["kind"], options)
-    picked = pick_target(
-        [Candidate(r["target"].pk, r["target"].name, r["verdict"], r["target"].memory_free_mib) for r in rows]
-    )
-    if picked is None:
+    choice = auto_target.auto_choice(guest, body["kind"], options, rows)
+    if choice.target is None:
         blocked = [{**c, "target": r["target"].name} for r in rows for c in r["items"] if c["status"] == "fail"]
-        raise Conflict(f"no hypervisor can take {guest.name} now", checks=blocked)
-    return picked.target_id
+        raise Conflict(f"no hypervisor can take {guest.name} now: {choice.reason}", checks=blocked)
+    return choice.target.pk, choice.stored
 
 
 def _sent_options(form: MigrationRequestForm, sent: dict) -> dict:

@@ -19,7 +19,7 @@ from hosts.models import Hypervisor
 from kvmcluster.api.base import ApiViewSet
 from kvmcluster.api.problems import Conflict
 from migrations_app.models import Operation
-from migrations_app.services import MigrationError, operation_controls, operations
+from migrations_app.services import MigrationError, operation_controls, operation_return, operations
 
 CONFLICT = OpenApiResponse(description="refused in the current state: `detail` says why")
 
@@ -29,9 +29,14 @@ class EnterSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text="Move the movable guests even if some cannot move.")
 
 
+class ReturnSerializer(serializers.Serializer):
+    stop_on_first_failure = serializers.BooleanField(default=False)
+
+
 class ChildSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     guest_name = serializers.CharField()
+    source_name = serializers.CharField(source="source.name")
     target_name = serializers.CharField(source="target.name")
     kind = serializers.CharField()
     state = serializers.CharField()
@@ -51,7 +56,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "reasons", "refusals", "requested_by", "created_at", "finished_at", "progress", "children",
         ]  # fmt: skip
 
-    def get_progress(self, op: Operation) -> dict[str, int]:
+    def get_progress(self, op: Operation) -> dict[str, int | None]:
         p = operations.operation_progress(op)
         return {
             "total": p.total,
@@ -60,6 +65,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "waiting": p.waiting,
             "failed": p.failed,
             "percent": p.percent,
+            "eta_s": p.eta_s,  # seconds left, estimated from the plan's predictions (None once it ended)
         }
 
     def get_children(self, op: Operation) -> list[dict[str, Any]]:
@@ -78,9 +84,10 @@ def _call(service, **kwargs: Any) -> Any:
 
 
 class MaintenanceViewSet(ApiViewSet):
-    """Enter maintenance (POST: the drain plan, recomputed, runs as an operation) or leave it (POST exit/)."""
+    """Enter maintenance (POST: the drain plan, recomputed, runs as an operation), leave it (POST exit/), and
+    bring the guests of the last drain back as an operation of kind "return" (POST return/)."""
 
-    perms = {"create": Perm.RUN_MIGRATIONS, "exit": Perm.RUN_MIGRATIONS}
+    perms = {"create": Perm.RUN_MIGRATIONS, "exit": Perm.RUN_MIGRATIONS, "return_guests": Perm.RUN_MIGRATIONS}
     pagination_class = None
 
     @extend_schema(request=EnterSerializer, responses={201: OperationSerializer, 409: CONFLICT})
@@ -111,6 +118,21 @@ class MaintenanceViewSet(ApiViewSet):
             source_ip=request_ip(request),
         )
         return Response(out)
+
+    @extend_schema(request=ReturnSerializer, responses={201: OperationSerializer, 409: CONFLICT})
+    @action(detail=False, methods=["post"], url_path="return", url_name="return")
+    def return_guests(self, request, hypervisor_pk=None):
+        hypervisor = get_object_or_404(Hypervisor, pk=hypervisor_pk)
+        body = ReturnSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        op = _call(
+            operation_return.return_start,
+            hypervisor=hypervisor,
+            actor=request.user,
+            source_ip=request_ip(request),
+            **body.validated_data,
+        )
+        return Response(OperationSerializer(op).data, status=201)
 
 
 class OperationViewSet(mixins.RetrieveModelMixin, ApiViewSet):

@@ -66,10 +66,15 @@ class WhereGuestIs(models.TextChoices):
     UNKNOWN = "unknown", "Unknown (a host did not answer)"
 
 
+# The Migrate form's and the API's "pick the best target for me" (services.auto_target).
+AUTO_TARGET = "auto"
+
+
 class OperationKind(models.TextChoices):
     DRAIN = "drain", "Drain (empty the host for maintenance)"
     BALANCE = "balance", "Balance"
     RECOVER = "recover", "Recover"
+    RETURN = "return", "Return (bring the guests of a drain back)"
 
 
 class OperationState(models.TextChoices):

@@ -1,11 +1,13 @@
-"""Websockets of guest migrations: one job's page and the active-migrations panel. Thin: join the
-group named by events.py, forward the ready HTML (hx-swap-oob) the worker rendered."""
+"""Websockets of guest migrations: one job's page, one operation's page and the active-migrations panel.
+Thin: join the group named by events.py, forward the ready HTML (hx-swap-oob) the worker rendered."""
 
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts.consumers import PermissionCheckedMixin
+from accounts.permissions import user_can
 from accounts.roles import Perm
 from migrations_app import events
 
@@ -44,3 +46,22 @@ class ActiveMigrationsConsumer(PermissionCheckedMixin, _ForwardHtml, AsyncWebsoc
 
     async def on_disconnect(self, code):
         await self.channel_layer.group_discard(events.ACTIVE_GROUP, self.channel_name)
+
+
+class OperationConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
+    """Live progress of one operation (group "operation.<id>"): its counts, bar, ETA and children."""
+
+    required_perm = Perm.VIEW_CLUSTER
+
+    async def on_authorized(self):
+        # Checked once here: a role change closes the socket (PermissionCheckedMixin), and the reconnect
+        # checks again.
+        self.can_run = await database_sync_to_async(user_can)(self.scope.get("user"), Perm.RUN_MIGRATIONS)
+        self.group = events.operation_group(int(self.scope["url_route"]["kwargs"]["pk"]))
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def on_disconnect(self, code):
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def operation_progress(self, event):
+        await self.send(text_data=event["html_run"] if self.can_run else event["html"])

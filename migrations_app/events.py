@@ -1,6 +1,8 @@
 """The only place that names migration groups and sends to them (docs/architecture.md, "Events").
 
-Groups: "migration.<id>" (one job's page) and "migrations.active" (the panel on every page). Each
+Groups: "migration.<id>" (one job's page), "operation.<id>" (one operation's page: its counts, bar and
+ETA, pushed when the operation or one of its children changes state) and "migrations.active" (the panel
+on every page). Each
 message carries ready HTML: the same partial the page renders, marked hx-swap-oob, so the htmx ws
 extension swaps it by DOM id (docs/architecture.md, "One partial, two routes"). Sends never raise
 into the caller: a dead channel layer must not fail a guest migration.
@@ -25,6 +27,7 @@ ACTIVE_GROUP = "migrations.active"
 PROGRESS = "migration.progress"  # consumer handler: migration_progress
 STATE = "migration.state"  # consumer handler: migration_state
 ACTIVE = "migration.active"  # consumer handler: migration_active
+OPERATION = "operation.progress"  # consumer handler: operation_progress
 
 
 # Outside the job page a move shows in two places: the active-migrations banner (every page) and the
@@ -40,6 +43,10 @@ _outside_lock = threading.Lock()
 
 def job_group(job_id: int) -> str:
     return f"migration.{job_id}"
+
+
+def operation_group(operation_id: int) -> str:
+    return f"operation.{operation_id}"
 
 
 def _send(group: str, message: dict) -> None:
@@ -204,3 +211,53 @@ def _push_guest_timeline(guest_id: int) -> None:
         host_events.guest_timeline_changed(guest_id, html)
     except Exception:  # best effort, as above
         log.exception("guest timeline push failed")
+
+
+# --- operations (maintenance): the operation page's progress panel -----------------------------------
+
+_waiting_ops: set[int] = set()
+
+
+def push_operation(operation_id: int) -> None:
+    """The operation (or one of its children) changed state, committed: queue a push of its progress
+    panel on the same thread as job pushes. A push already waiting reads the newest counts when it runs."""
+    with _waiting_lock:
+        if operation_id in _waiting_ops:
+            return
+        _waiting_ops.add(operation_id)
+    _pusher.submit(_push_operation_now, operation_id)
+
+
+def render_operation(op, progress, can_run: bool, oob: bool = True) -> str:
+    return render_to_string(
+        "migrations_app/operation_detail.html#operation-progress",
+        {"op": op, "progress": progress, "can_run": can_run, "oob": oob},
+    )
+
+
+def _push_operation_now(operation_id: int) -> None:
+    with _waiting_lock:
+        _waiting_ops.discard(operation_id)  # first: a change committed from now on queues a push of its own
+    try:
+        from migrations_app.models import Operation
+        from migrations_app.services.operations import operation_progress
+
+        op = Operation.objects.select_related("hypervisor", "requested_by").filter(pk=operation_id).first()
+        if op is None:
+            return
+        progress = operation_progress(op)
+        # The panel holds the controls: one rendering for those who may use them, one for viewers; the
+        # consumer forwards the one its user may see (it knows the user's role, the pusher does not).
+        _send(
+            operation_group(op.pk),
+            {
+                "type": OPERATION,
+                "html": render_operation(op, progress, can_run=False),
+                "html_run": render_operation(op, progress, can_run=True),
+                "state": op.state,
+            },
+        )
+    except Exception:  # as _send: best effort, and the push thread must survive
+        log.exception("could not push operation #%s", operation_id)
+    finally:
+        connection.close()

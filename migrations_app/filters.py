@@ -37,7 +37,8 @@ class TargetsQueryForm(QueryForm):
     """The Migrate form's readiness query: the mode, a preselected target and the options that change checks."""
 
     kind = forms.ChoiceField(required=False, choices=Kind.choices)
-    target = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+    # a hypervisor id, or "auto" (the form's default option)
+    target = forms.RegexField(required=False, regex=r"^(auto|[1-9][0-9]{0,17})$", max_length=18)
     compressed = forms.BooleanField(required=False)
     tls = forms.BooleanField(required=False)
     shutdown_first = forms.BooleanField(required=False)

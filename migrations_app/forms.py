@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from hosts.models import Guest, Hypervisor
+from migrations_app.choices import AUTO_TARGET as AUTO
 from migrations_app.choices import Kind, TimeoutAction
 
 # Which options matter for which mode (the job page lists only those).
@@ -23,8 +24,19 @@ LIVE_OPTIONS = (
 OFFLINE_OPTIONS = ("shutdown_first", "shutdown_timeout_s", "start_on_target", "undefine_source")
 
 
+class TargetField(forms.ModelChoiceField):
+    """A hypervisor, or "auto": the view asks services.auto_target for the best open one."""
+
+    def to_python(self, value):
+        return AUTO if value == AUTO else super().to_python(value)
+
+    def validate(self, value):
+        if value != AUTO:
+            super().validate(value)
+
+
 class MigrationRequestForm(forms.Form):
-    target = forms.ModelChoiceField(
+    target = TargetField(
         queryset=Hypervisor.objects.none(), widget=forms.RadioSelect, empty_label=None, label="Target hypervisor"
     )
     kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.LIVE, widget=forms.RadioSelect, label="Mode")

@@ -136,6 +136,8 @@ class MigrationJob(models.Model):
     # What the move was predicted to do when it was requested (services.predictions): the job page shows
     # it beside what happened.
     prediction = models.JSONField(default=dict, blank=True)
+    # How the target was chosen when the operator asked for "Auto" (services.auto_target): "auto: <reason>".
+    target_reason = models.CharField(max_length=500, blank=True, default="")
     operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
 
     class Meta:

@@ -4,7 +4,7 @@ under /balancer/."""
 
 from django.urls import path
 
-from migrations_app import views, views_balancer, views_operations
+from migrations_app import views, views_balancer, views_operations, views_readiness
 
 urlpatterns = [
     path("", views.migration_list, name="migration-list"),
@@ -19,12 +19,18 @@ urlpatterns = [
 guest_urlpatterns = [
     path("guests/<int:pk>/migrate/", views.migration_create, name="guest-migrate"),
     path("guests/<int:pk>/migrate/targets/", views.migration_targets, name="guest-migrate-targets"),
+    path("hypervisors/readiness/", views_readiness.hypervisor_readiness, name="hypervisor-readiness"),
     path("hypervisors/<int:pk>/drain-plan/", views.hypervisor_drain_plan, name="hypervisor-drain-plan"),
     path("hypervisors/<int:pk>/maintenance/", views_operations.hypervisor_maintenance, name="hypervisor-maintenance"),
     path(
         "hypervisors/<int:pk>/maintenance/exit/",
         views_operations.hypervisor_maintenance_exit,
         name="hypervisor-maintenance-exit",
+    ),
+    path(
+        "hypervisors/<int:pk>/maintenance/return/",
+        views_operations.hypervisor_maintenance_return,
+        name="hypervisor-maintenance-return",
     ),
     path("operations/<int:pk>/", views_operations.operation_detail, name="operation-detail"),
     path("operations/<int:pk>/progress/", views_operations.operation_progress, name="operation-progress"),

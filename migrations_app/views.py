@@ -18,11 +18,11 @@ from accounts.roles import Perm
 from hosts.models import Guest, Hypervisor
 from migrations_app import selectors, services
 from migrations_app import state_machine as sm
-from migrations_app.choices import State
+from migrations_app.choices import AUTO_TARGET, State
 from migrations_app.filters import MigrationFilterForm, TargetsQueryForm
 from migrations_app.forms import BandwidthForm, MigrationRequestForm, option_rows
 from migrations_app.orchestrator import facts
-from migrations_app.services import drain, predictions
+from migrations_app.services import auto_target, drain, predictions
 
 DETAIL = "migrations_app/migration_detail.html"
 
@@ -130,16 +130,25 @@ def migration_postcopy(request, pk: int):
 def migration_create(request, pk: int):
     guest = get_object_or_404(Guest.objects.select_related("hypervisor"), pk=pk)
     form = MigrationRequestForm(request.POST or None, guest=guest)
+    query = TargetsQueryForm(request.POST if request.method == "POST" else request.GET)
+    shown = None  # the readiness of every target: asked of libvirt only when "Auto" or the page needs it
     error = ""
     if request.method == "POST" and form.is_valid():
+        target, reason = form.cleaned_data["target"], ""
+        if target == AUTO_TARGET:
+            shown = _targets(guest, query)
+            target, reason = shown[2].target, shown[2].stored
         try:
+            if target is None:
+                raise services.MigrationError(f"No hypervisor can take {guest.name}: {shown[2].reason}")
             job = services.migration_request(
                 guest=guest,
-                target=form.cleaned_data["target"],
+                target=target,
                 kind=form.cleaned_data["kind"],
                 options=form.options(),
                 actor=request.user,
                 source_ip=request_ip(request),
+                target_reason=reason,
             )
         except PermissionDenied:
             return forbidden(request, Perm.RUN_MIGRATIONS)
@@ -151,24 +160,31 @@ def migration_create(request, pk: int):
             if request.htmx:
                 return HttpResponseClientRedirect(job.get_absolute_url())
             return redirect(job.get_absolute_url())
-    query = TargetsQueryForm(request.POST if request.method == "POST" else request.GET)
-    clean = query.cleaned_data if query.is_valid() else {}
-    kind = clean.get("kind") or "live"
-    targets = facts.readiness(guest, kind, query.readiness_options(default_tls=guest.hypervisor.migration_tls))
-    _with_predictions(guest, targets, kind, query.prediction_options())
+    kind, targets, auto = shown or _targets(guest, query)
     ctx = {
         "guest": guest,
         "form": form,
         "error": error,
         "kind": kind,
         "targets": targets,
-        "selected": str(clean.get("target") or "") or _only_candidate(targets),
+        "auto": auto,
+        "selected": _selected(query),
     }
     status = 400 if request.method == "POST" and not request.htmx else 200
     template = "migrations_app/migration_form.html"
     if request.htmx and request.method == "POST":
         template += "#form"
     return render(request, template, ctx, status=status)
+
+
+def _targets(guest: Guest, query: TargetsQueryForm) -> tuple[str, list[dict], auto_target.AutoChoice]:
+    """The mode, every target's readiness with its predicted move, and the "Auto" choice among them."""
+    clean = query.cleaned_data if query.is_valid() else {}
+    kind = clean.get("kind") or "live"
+    options = query.readiness_options(default_tls=guest.hypervisor.migration_tls)
+    targets = facts.readiness(guest, kind, options)
+    _with_predictions(guest, targets, kind, query.prediction_options())
+    return kind, targets, auto_target.auto_choice(guest, kind, options, targets)
 
 
 def _with_predictions(guest: Guest, targets: list[dict], kind: str, options: dict) -> None:
@@ -178,10 +194,9 @@ def _with_predictions(guest: Guest, targets: list[dict], kind: str, options: dic
             row["prediction"] = predictions.predict_move(guest, guest.hypervisor, row["target"], kind, options)
 
 
-def _only_candidate(targets: list[dict]) -> str:
-    """The one target that is not blocked, preselected (the usual two-host case); '' if it is a choice."""
-    open_targets = [row for row in targets if row["verdict"] != "blocked"]
-    return str(open_targets[0]["target"].pk) if len(open_targets) == 1 else ""
+def _selected(query: TargetsQueryForm) -> str:
+    """The target ticked: the one asked for (a "Move back…" link, a redisplayed form), else "Auto"."""
+    return (query.cleaned_data.get("target") if query.is_valid() else "") or AUTO_TARGET
 
 
 @require_GET
@@ -192,19 +207,17 @@ def migration_targets(request, pk: int):
     query = TargetsQueryForm(request.GET)
     if not query.is_valid():
         return HttpResponse(f"bad query: {query.problems()}", status=400, content_type="text/plain")
-    kind = query.cleaned_data["kind"] or "live"
-    form = MigrationRequestForm(guest=guest)
     # The options that change a pre-flight check, so the readiness shown follows them as they are ticked.
-    targets = facts.readiness(guest, kind, query.readiness_options(default_tls=guest.hypervisor.migration_tls))
-    _with_predictions(guest, targets, kind, query.prediction_options())
+    kind, targets, auto = _targets(guest, query)
     return render(
         request,
         "migrations_app/migration_form.html#targets",
         {
             "guest": guest,
-            "form": form,
+            "form": MigrationRequestForm(guest=guest),
             "targets": targets,
-            "selected": str(query.cleaned_data["target"] or "") or _only_candidate(targets),
+            "auto": auto,
+            "selected": _selected(query),
             "kind": kind,
         },
     )

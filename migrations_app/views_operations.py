@@ -1,6 +1,6 @@
-"""Maintenance mode pages: the confirmation of a drain, an operation's page (polled by htmx) with its
-controls, and leaving maintenance. Each view makes one call into services.operations /
-services.operation_controls and renders what it returns."""
+"""Maintenance mode pages: the confirmation of a drain, an operation's page (pushed over its websocket,
+polled by htmx until then) with its controls, leaving maintenance and bringing the guests back. Each view
+makes one call into services.operations / operation_controls / operation_return and renders its result."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from accounts.roles import Perm
 from hosts.models import Hypervisor
 from migrations_app.forms import MaintenanceForm
 from migrations_app.models import Operation
-from migrations_app.services import MigrationError, drain, operation_controls, operations
+from migrations_app.services import MigrationError, drain, operation_controls, operation_return, operations
 
 OPERATION = "migrations_app/operation_detail.html"
 
@@ -55,8 +55,39 @@ def hypervisor_maintenance_exit(request, pk: int):
     except MigrationError as err:
         context = {"hypervisor": hypervisor, "error": str(err), "reverse_plan": []}
         return render(request, "migrations_app/maintenance_exited.html", context, status=409)
-    context = {"hypervisor": hypervisor, "error": "", "reverse_plan": out["reverse_plan"]}
+    context = {"hypervisor": hypervisor, "error": "", "reverse_plan": out["reverse_plan"], "form": MaintenanceForm()}
     return render(request, "migrations_app/maintenance_exited.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(Perm.RUN_MIGRATIONS)
+def hypervisor_maintenance_return(request, pk: int):
+    """Bring the guests of the last drain back as one operation: GET shows the reverse plan to confirm,
+    POST confirms it (then the operation's page)."""
+    hypervisor = get_object_or_404(Hypervisor, pk=pk)
+    form = MaintenanceForm(request.POST if request.method == "POST" else None)
+    error, status = "", 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            op = operation_return.return_start(
+                hypervisor=hypervisor,
+                actor=request.user,
+                source_ip=request_ip(request),
+                stop_on_first_failure=form.cleaned_data["stop_on_first_failure"],
+            )
+            return redirect(op.get_absolute_url())
+        except PermissionDenied:
+            return forbidden(request, Perm.RUN_MIGRATIONS)
+        except MigrationError as err:
+            error, status = str(err), 409
+    context = {
+        "hypervisor": hypervisor,
+        "error": error,
+        "confirming": True,
+        "reverse_plan": operation_controls.reverse_plan(hypervisor),
+        "form": form,
+    }
+    return render(request, "migrations_app/maintenance_exited.html", context, status=status)
 
 
 def _operation_context(request, op: Operation, **extra) -> dict:
@@ -91,7 +122,9 @@ def _control(request, pk: int, service):
         return forbidden(request, Perm.RUN_MIGRATIONS)
     except MigrationError as err:
         op.refresh_from_db()
-        return render(request, OPERATION, _operation_context(request, op, control_error=str(err)), status=409)
+        # htmx swaps no 4xx answer: the panel with the reason comes back as a 200 to an htmx request
+        status = 200 if request.htmx else 409
+        return render(request, OPERATION, _operation_context(request, op, control_error=str(err)), status=status)
     return redirect(op.get_absolute_url())
 
 

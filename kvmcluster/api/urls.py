@@ -13,11 +13,14 @@ from hosts import api as hosts_api
 from migrations_app import api as migrations_api
 from migrations_app import api_balancer as balancer_api
 from migrations_app import api_operations as operations_api
+from migrations_app import api_readiness as readiness_api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.include_format_suffixes = False
 router.register("storage-servers", hosts_api.StorageServerViewSet, basename="api-storage-server")
+# before "hypervisors": its detail route would take "readiness" for an id
+router.register("hypervisors/readiness", readiness_api.HostPairReadinessViewSet, basename="api-hypervisor-readiness")
 router.register("hypervisors", hosts_api.HypervisorViewSet, basename="api-hypervisor")
 router.register("guests", hosts_api.GuestViewSet, basename="api-guest")
 router.register("migrations", migrations_api.MigrationViewSet, basename="api-migration")

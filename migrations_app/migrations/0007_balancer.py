@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('hosts', '0008_load_samples'),
-        ('migrations_app', '0005_migration_job_prediction'),
+        ('migrations_app', '0006_auto_target_reason_and_return_operations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]

@@ -199,6 +199,9 @@ def readiness(guest: Guest, kind: str, options: dict) -> list[dict]:
                 "verdict": pf.verdict(items),
                 "items": items,
                 "problems": [i for i in items if i["status"] != pf.PASS],
+                # what ranking the targets needs ("Auto"): moves in flight toward the target
+                "reserved_mib": facts.target.reserved_incoming_mib,
+                "incoming": facts.target.incoming_active,
             }
         )
     return rows
@@ -208,3 +211,48 @@ def needs_unsafe(guest: pf.GuestSnap) -> bool:
     """libvirt calls any file disk 'unsafe' unless it knows the fs is shared (docs/lab.md P2); the
     shared-storage check has already proved it is, so a live move of a guest with file disks sets UNSAFE."""
     return any(d.source and d.source_type in ("file", "block", "volume") for d in guest.disks)
+
+
+def _host_cpu_xml(uri: str) -> tuple[str, str]:
+    try:
+        return driver.host_cpu_xml(uri), ""
+    except DriverError as err:
+        return "", err.message
+
+
+def host_facts(hosts: list[Hypervisor]) -> dict[int, tuple[pf.HostSnap, tuple[str, str]]]:
+    """Each host's snapshot and its host CPU (xml, or libvirt's reason it has none), asked once per host
+    and in parallel (the readiness matrix compares every pair from these)."""
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, 2 * len(hosts)), thread_name_prefix="host-facts") as pool:
+        lives = [pool.submit(_live_host, h.uri, False) for h in hosts]
+        cpus = [pool.submit(_host_cpu_xml, h.uri) for h in hosts]
+        return {
+            h.pk: (host_snap(h, live=live.result()), cpu.result())
+            for h, live, cpu in zip(hosts, lives, cpus, strict=True)
+        }
+
+
+def compare_host_cpus(pairs: list[tuple[Hypervisor, Hypervisor, str]]) -> list[tuple[str, str]]:
+    """libvirt's verdict on each source's host CPU (its xml given) at each target, in parallel: what a
+    host-passthrough guest needs; guests with a baseline model are judged on their own when they move."""
+
+    def one(target: Hypervisor, xml: str) -> tuple[str, str]:
+        try:
+            return driver.compare_cpu(target.uri, xml), ""
+        except DriverError as err:
+            return "", err.message
+
+    # Hosts of one model give one CPU xml: each target is asked once per distinct CPU, not once per source.
+    asks = {(t.pk, xml): t for _, t, xml in pairs if xml}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(asks))), thread_name_prefix="cpu-compare") as pool:
+        answers = dict(zip(asks, pool.map(lambda key: one(asks[key], key[1]), asks), strict=True))
+    out = []
+    for source, target, xml in pairs:
+        if not xml:
+            out.append(("", f"{source.name} gave no host CPU"))
+            continue
+        result, error = answers[(target.pk, xml)]
+        out.append((result, error or f"{source.name}'s host CPU on {target.name}"))
+    return out

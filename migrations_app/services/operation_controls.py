@@ -18,6 +18,7 @@ from accounts.audit import audit_record
 from accounts.types import Actor
 from hosts.models import Guest, Hypervisor
 from hosts.services import placement
+from migrations_app import events
 from migrations_app.choices import OperationKind, OperationState, State
 from migrations_app.models import Operation
 from migrations_app.services.audit import require
@@ -42,6 +43,7 @@ def _control(op: Operation, *, actor: Actor, source_ip: str, new: str, expected:
             hypervisor=op.hypervisor.name,
             params={"operation_id": op.pk},
         )
+        transaction.on_commit(lambda: events.push_operation(op.pk))
     return Operation.objects.select_related("hypervisor").get(pk=op.pk)
 
 
@@ -112,8 +114,10 @@ def reverse_plan(hypervisor: Hypervisor) -> list[dict[str, Any]]:
                     "guest": guest.name,
                     "guest_id": guest.pk,
                     "from": job.target.name,
+                    "from_id": job.target_id,
                     "to": hypervisor.name,
                     "mode": job.kind,
+                    "of_operation": last.pk,
                 }
             )
     return moves

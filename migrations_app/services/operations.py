@@ -27,6 +27,7 @@ from accounts.audit import audit_record
 from accounts.types import Actor
 from hosts.models import Guest, Hypervisor
 from hosts.services import placement
+from migrations_app import events
 from migrations_app.choices import ACTIVE_STATES, Kind, OperationKind, OperationState, State
 from migrations_app.models import MigrationJob, Operation
 from migrations_app.services.audit import require
@@ -53,10 +54,17 @@ class Progress:
     waiting: int = 0
     failed: int = 0
     jobs: list[MigrationJob] = field(default_factory=list)
+    eta_s: int | None = None  # seconds left, from the plan's predictions and the running moves' own ETA
 
     @property
     def percent(self) -> int:
         return round(100 * (self.done + self.failed) / self.total) if self.total else 100
+
+    @property
+    def eta_text(self) -> str:
+        if self.eta_s is None:
+            return "–"
+        return f"about {self.eta_s} s" if self.eta_s < 120 else f"about {round(self.eta_s / 60)} min"
 
 
 def operation_progress(operation: Operation) -> Progress:
@@ -75,7 +83,28 @@ def operation_progress(operation: Operation) -> Progress:
             p.running += 1
     p.failed += refused
     p.waiting += max(0, p.total - len(jobs) - refused)
+    p.eta_s = _eta_s(operation, jobs)
     return p
+
+
+def _eta_s(operation: Operation, jobs: list[MigrationJob]) -> int | None:
+    """What is left, in seconds: each running move's own ETA (its prediction until libvirt gives one),
+    plus the predicted time of the moves still to start while the operation runs, spread over the
+    plan's parallel slots. None once the operation has ended."""
+    if not operation.is_active:
+        return None
+    by_guest = {j.guest_id: j for j in jobs}
+    refused = operation.refusals or {}
+    left = 0.0
+    for move in operation.plan.get("moves", []):
+        predicted = float((move.get("prediction") or {}).get("total_s") or 0)
+        job = by_guest.get(move["guest_id"])
+        if job is None:
+            if operation.state == OS.RUNNING and not operation.stopped and str(move["guest_id"]) not in refused:
+                left += predicted
+        elif job.is_active:
+            left += job.eta_s if job.eta_s is not None else predicted
+    return round(left / max(1, int(operation.plan.get("max_parallel") or 1)))
 
 
 def maintenance_enter(
@@ -130,7 +159,15 @@ def maintenance_enter(
 def operation_advance(operation_id: int) -> Operation:
     """One step, from the database: start the next planned moves while the window has room, stop after a
     failure when asked, and finish the operation once no child is active and nothing is left to start.
-    Called when a child ends and by the reconciler; calling it twice changes nothing the first did not."""
+    Called when a child ends and by the reconciler; calling it twice changes nothing the first did not.
+    The operation's page is pushed its new counts once the step has committed."""
+    try:
+        return _advance(operation_id)
+    finally:
+        transaction.on_commit(lambda: events.push_operation(operation_id))
+
+
+def _advance(operation_id: int) -> Operation:
     op = Operation.objects.select_related("hypervisor", "requested_by").get(pk=operation_id)
     if op.is_terminal:
         return op
@@ -173,14 +210,15 @@ def _unstarted(op: Operation, children: dict[int | None, MigrationJob]) -> list[
 
 
 def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None:
-    window = max(1, settings.MIGRATION_MAX_OUTGOING)
+    # a drain's moves all leave its host, a return's all land on it: that host's limit is the window
+    window = max(
+        1, settings.MIGRATION_MAX_INCOMING if op.kind == OperationKind.RETURN else settings.MIGRATION_MAX_OUTGOING
+    )
     room = window - sum(1 for j in children.values() if j.state in ACTIVE_STATES)
     for move in sorted(_unstarted(op, children), key=lambda m: m["position"]):
         if room <= 0:
             return
-        # A drain's guests leave its host; a balance round's each leave their own source.
-        source_id = move.get("source_id", op.hypervisor_id)
-        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor_id=source_id).first()
+        guest = Guest.objects.filter(pk=move["guest_id"], hypervisor_id=move.get("source_id", op.hypervisor_id)).first()
         target = Hypervisor.objects.filter(pk=move["target_id"]).first()
         try:
             if guest is None or target is None:
@@ -211,12 +249,13 @@ def _start_next(op: Operation, children: dict[int | None, MigrationJob]) -> None
 
 
 def _finish(op: Operation) -> None:
-    """End the operation: cancelled, done when no guest is left on the host (the DB inventory), else
-    incomplete with a reason per guest left. A balance round is done when every planned move succeeded."""
+    """End the operation: cancelled, done when no guest is left on the host (a return: when every guest of
+    its plan is back on the host; the DB inventory), else incomplete with a reason per guest left. A balance
+    round is done when every planned move succeeded."""
     if op.kind == OperationKind.BALANCE:
         left, reasons = _balance_left(op)
     else:
-        guests = list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
+        guests = _left(op)
         left = [g.name for g in guests]
         reasons = [f"{g.name}: {_why_left(op, g)}" for g in guests]
     if op.state == OS.CANCELLING:
@@ -252,6 +291,13 @@ def _balance_left(op: Operation) -> tuple[list[str], list[str]]:
             why = (op.refusals or {}).get(str(move["guest_id"]), "not started")
             reasons.append(f"{move['guest']}: {why}")
     return left, reasons
+
+
+def _left(op: Operation) -> list[Guest]:
+    if op.kind == OperationKind.RETURN:
+        ids = [m["guest_id"] for m in op.plan.get("moves", [])]
+        return list(Guest.objects.filter(pk__in=ids).exclude(hypervisor=op.hypervisor).order_by("name"))
+    return list(Guest.objects.filter(hypervisor=op.hypervisor).order_by("name"))
 
 
 def _why_left(op: Operation, guest: Guest) -> str:

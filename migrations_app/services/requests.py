@@ -39,11 +39,14 @@ def migration_request(
     actor: Any,
     source_ip: str = "",
     idempotency_key: str = "",
+    target_reason: str = "",
 ) -> MigrationJob:
     """Request a guest migration: pre-flight, then one transaction creating the job and its audit row.
 
     The job starts PENDING (enqueued on commit) or QUEUED when a per-host slot is taken. A second
-    active request for the same guest is refused by the database constraint.
+    active request for the same guest is refused by the database constraint. `target_reason` says how
+    the target was chosen when the operator asked for "Auto" (services.auto_target); it is kept with the job
+    and in its audit row.
     """
     require(actor)
     opts = normalize_options(kind, options)
@@ -65,6 +68,8 @@ def migration_request(
         target_name=target.name,
     )
     params = {"kind": kind, "options": opts, "preflight": items, "source": source.name, "target": target.name}
+    if target_reason:
+        params["target_reason"] = target_reason
     if pf.verdict(items) == "blocked":
         err = PreflightFailed(items)
         audit_record(action="migration.requested", outcome="refused", params=params, message=str(err), **audit)
@@ -90,6 +95,7 @@ def migration_request(
                     bandwidth_mibps=opts["bandwidth_mibps"],
                     idempotency_key=idempotency_key,
                     prediction=prediction,
+                    target_reason=target_reason,
                 )
             placement.set_migrating(guest.pk, True)
             job_state_changed.send_robust(sender=MigrationJob, job=job, state=job.state, created=True)

@@ -56,6 +56,8 @@ def transition(
         transaction.on_commit(lambda: events.push_job(job_id, topology=new in TERMINAL_STATES))
         if new in TERMINAL_STATES or new in (State.CANCELLED,):
             transaction.on_commit(admission.admit_queued)
+        if (parent := job.operation_id) is not None:  # the operation's page counts its children: push it
+            transaction.on_commit(lambda: events.push_operation(parent))
         if new in TERMINAL_STATES and job.operation_id:
             # the parent operation starts its next move or finishes (imported here: operations imports us)
             from migrations_app.services.operations import advance_after_child

@@ -52,7 +52,7 @@ def test_admin_creates_operator_who_migrates_and_the_audit_shows_it(
     operator = sign_in(browser.new_context(base_url=live_server_url), "otto", OPERATOR_PASSWORD)
     operator.goto(f"/guests/{guest_pk}/")
     operator.get_by_role("link", name="Migrate…").click()
-    operator.get_by_role("radio", name=re.compile("hv-b")).check()
+    operator.get_by_role("radio", name=re.compile("^hv-b")).check()
     operator.get_by_role("button", name="Start migration").click()
     expect(operator).to_have_url(re.compile(r"/migrations/\d+/$"), timeout=30_000)
     job_id = re.search(r"/migrations/(\d+)/", operator.url).group(1)

@@ -52,7 +52,7 @@ def test_operator_live_migrates_guest_and_viewer_cannot(browser, live_server_url
     expect(page).to_have_url(re.compile(rf"/guests/{guest_pk}/$"))
     page.get_by_role("link", name="Migrate…").click()
     expect(page.get_by_role("heading", name=re.compile(f"Migrate {GUEST}"))).to_be_visible()
-    page.get_by_role("radio", name=re.compile("hv-b")).check()
+    page.get_by_role("radio", name=re.compile("^hv-b")).check()
     page.get_by_label("Bandwidth cap (MiB/s)").fill("8")
     page.get_by_role("button", name="Start migration").click()
     expect(page).to_have_url(re.compile(r"/migrations/\d+/$"), timeout=30_000)

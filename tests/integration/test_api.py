@@ -32,8 +32,10 @@ API_RULES = {
     "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
     "api-drain-plan-list": [("GET", Perm.VIEW_CLUSTER, "hypervisor_pk", 200)],
+    "api-hypervisor-readiness-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
     "api-maintenance-list": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-maintenance-exit": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
+    "api-maintenance-return": [("POST", Perm.RUN_MIGRATIONS, "hypervisor_pk", 409)],
     "api-operation-detail": [("GET", Perm.VIEW_CLUSTER, "operation", 200)],
     "api-operation-pause": [("POST", Perm.RUN_MIGRATIONS, "operation", 202)],
     "api-operation-resume": [("POST", Perm.RUN_MIGRATIONS, "operation", 409)],
@@ -233,7 +235,8 @@ def test_guest_by_name_and_target_auto_with_no_open_target_is_a_409_per_target(o
     assert unknown.status_code == 400 and "guest" in unknown.json()["errors"]
     body = {"guest": "test", "target": "auto", "kind": "live"}
     response = client.post(reverse("api-migration-list"), body, content_type="application/json")
-    assert response.status_code == 409 and response.json()["detail"] == "no hypervisor can take test now"
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("no hypervisor can take test now: api-b fails “")
     assert {(c["target"], c["key"]) for c in response.json()["checks"]} >= {("api-b", "not_on_target")}
 
 

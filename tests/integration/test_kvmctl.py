@@ -63,6 +63,7 @@ def test_lists_as_tables_and_as_json(kvmctl, cluster):
         ["drain", "cli-a", "--dry-run"],
         ["proposals"],
         ["balancer-policy"],
+        ["readiness"],
     ],
 )
 def test_every_read_verb_takes_json(kvmctl, cluster, verb):
@@ -142,6 +143,18 @@ def test_audit_since_takes_durations_ago():
     assert since_time("90m", now) == "2026-12-02T08:30:00+00:00"
     assert since_time("2d", now) == "2026-11-30T10:00:00+00:00"
     assert since_time("2026-12-01T00:00", now) == "2026-12-01T00:00"
+
+
+def test_readiness_prints_every_pair_with_each_answer(kvmctl, cluster):
+    """libvirt's test driver's own guest has its disk on no storage server: neither pair shares storage."""
+    code, out, err = kvmctl("readiness")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["from", "to", "verdict", "storage", "bridges", "cpu", "memory", "address", "tls"]
+    assert lines[1].split()[:5] == ["cli-a", "cli-b", "not", "ready", "no"] and len(lines) == 3
+    matrix = json.loads(kvmctl("readiness", "--json")[1])
+    storage = next(c for c in matrix["pairs"][0]["cells"] if c["key"] == "storage")
+    assert storage["answer"] == "no" and storage["evidence"].startswith("they share no storage server")
 
 
 def test_drain_dry_run_prints_the_plan_and_moves_nothing(kvmctl, cluster):

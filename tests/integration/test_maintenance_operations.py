@@ -183,7 +183,9 @@ def test_the_api_enters_maintenance_shows_the_operation_and_pauses_it(drain):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["state"] == "running" and body["stop_on_first_failure"] is True
+    eta = body["progress"].pop("eta_s")
     assert body["progress"] == {"total": 3, "done": 0, "running": 1, "waiting": 2, "failed": 0, "percent": 0}
+    assert eta == round(sum(m["prediction"]["total_s"] for m in body["plan"]["moves"]))  # one move at a time
     detail = client.get(reverse("api-operation-detail", kwargs={"pk": body["id"]})).json()
     assert [c["guest_name"] for c in detail["children"]] == [body["plan"]["moves"][0]["guest"]]
     paused = client.post(reverse("api-operation-pause", kwargs={"pk": body["id"]}))

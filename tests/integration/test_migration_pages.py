@@ -96,15 +96,6 @@ def test_a_refused_post_shows_the_checks_for_the_options_it_was_sent_with(client
     assert "Both hosts can compress the migration (XBZRLE)" in response.content.decode()
 
 
-def test_only_a_single_open_target_is_preselected():
-    from migrations_app.views import _only_candidate
-
-    hv_b, hv_c = Hypervisor(pk=2, name="hv-b"), Hypervisor(pk=3, name="hv-c")
-    assert _only_candidate([{"target": hv_b, "verdict": "warning"}, {"target": hv_c, "verdict": "blocked"}]) == "2"
-    assert _only_candidate([{"target": hv_b, "verdict": "ready"}, {"target": hv_c, "verdict": "ready"}]) == ""
-    assert _only_candidate([{"target": hv_b, "verdict": "blocked"}]) == ""
-
-
 def test_a_waiting_live_job_shows_its_running_controls_greyed_out(client):
     make_user("otto", "operator")
     assert client.login(username="otto", password=PASSWORD)

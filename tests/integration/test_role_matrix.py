@@ -74,8 +74,10 @@ RULES: dict[str, Rule] = {
     "guest-migrate":              Rule(Perm.RUN_MIGRATIONS, get=200, post=400, kwargs="guest"),
     "guest-migrate-targets":      Rule(Perm.RUN_MIGRATIONS, get=200, post=405, kwargs="guest"),
     "hypervisor-drain-plan":      Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
+    "hypervisor-readiness":       Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "hypervisor-maintenance":     Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
     "hypervisor-maintenance-exit": Rule(Perm.RUN_MIGRATIONS, get=405, post=409, kwargs="hypervisor"),
+    "hypervisor-maintenance-return": Rule(Perm.RUN_MIGRATIONS, get=200, post=409, kwargs="hypervisor"),
     "operation-detail":           Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
     "operation-progress":         Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="operation"),
     "operation-pause":            Rule(Perm.RUN_MIGRATIONS, get=405, post=302, kwargs="operation"),
@@ -119,6 +121,7 @@ WS_RULES: dict[str, tuple[Perm, str]] = {
     "ws/topology/":                   (Perm.VIEW_CLUSTER, "/ws/topology/"),
     "ws/migrations/active/":          (Perm.VIEW_CLUSTER, "/ws/migrations/active/"),
     "ws/migrations/<int:pk>/":        (Perm.VIEW_CLUSTER, "/ws/migrations/{migration}/"),
+    "ws/operations/<int:pk>/":        (Perm.VIEW_CLUSTER, "/ws/operations/{operation}/"),
     "ws/hypervisors/<int:pk>/load/":  (Perm.VIEW_CLUSTER, "/ws/hypervisors/{hypervisor}/load/"),
     "ws/guests/<int:pk>/load/":       (Perm.VIEW_CLUSTER, "/ws/guests/{guest}/load/"),
 }
@@ -329,7 +332,12 @@ def _ws_setup(role: str):
     source = Hypervisor.objects.create(name=f"ws-a-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     target = Hypervisor.objects.create(name=f"ws-b-{uuid.uuid4().hex[:6]}", uri=f"test:///default?{uuid.uuid4()}")
     guest = Guest.objects.create(uuid=uuid.uuid4(), name="ws-g", hypervisor=source)
-    objects_ = {"migration": _migration(guest, source, target), "hypervisor": source.pk, "guest": guest.pk}
+    objects_ = {
+        "migration": _migration(guest, source, target),
+        "operation": _operation(source),
+        "hypervisor": source.pk,
+        "guest": guest.pk,
+    }
     if role == "anonymous":
         return objects_, ""
     client = Client()
