@@ -37,4 +37,24 @@
       });
     }, 300);
   });
+  // A push carries every part that changed (host cards, the summary, a guest's row); a page shows only some
+  // of them. Parts whose target is not on this page are dropped before htmx swaps, instead of htmx logging
+  // an error for each (enabled with hx-ext="oob-if-present" where a page listens to a wider socket).
+  if (window.htmx) {
+    window.htmx.defineExtension("oob-if-present", {
+      transformResponse: function (text) {
+        var tpl = document.createElement("template");
+        tpl.innerHTML = text;
+        var dropped = false;
+        Array.prototype.slice.call(tpl.content.children).forEach(function (el) {
+          var oob = el.getAttribute("hx-swap-oob");
+          if (!oob) { return; }
+          var colon = oob.indexOf(":");
+          var selector = colon >= 0 ? oob.slice(colon + 1) : (el.id ? "#" + CSS.escape(el.id) : null);
+          if (selector && !document.querySelector(selector)) { el.remove(); dropped = true; }
+        });
+        return dropped ? tpl.innerHTML : text;
+      }
+    });
+  }
 })();
