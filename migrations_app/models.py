@@ -247,6 +247,7 @@ from migrations_app.balancer_models import (  # noqa: E402
     BalancerRound,
     GuestAffinity,
     GuestNeverMove,
+    HostLoadFrom,
     ProposalState,
 )
 
@@ -257,6 +258,7 @@ __all__ = [
     "BalancerRound",
     "GuestAffinity",
     "GuestNeverMove",
+    "HostLoadFrom",
     "MigrationEvent",
     "MigrationJob",
     "MigrationSample",
