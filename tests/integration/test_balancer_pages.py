@@ -65,7 +65,12 @@ def test_an_admin_changes_the_policy_and_the_audit_row_holds_before_and_after(wo
     response = client_as("admin").post(reverse("balancer-policy"), POLICY)
     assert response.status_code == 302
     policy = BalancerPolicy.get()
-    assert (policy.mode, policy.cpu_high_pct, policy.hold_s, policy.host_load_from) == ("recommend", 75.0, 120, "guests")
+    assert (policy.mode, policy.cpu_high_pct, policy.hold_s, policy.host_load_from) == (
+        "recommend",
+        75.0,
+        120,
+        "guests",
+    )
     assert list(GuestNeverMove.objects.values_list("guest__name", flat=True)) == ["db1"]
     group = GuestAffinity.objects.get(kind="apart")
     assert sorted(group.guests.values_list("name", flat=True)) == ["web1", "web2"]
