@@ -42,7 +42,7 @@ class BalancerPolicyForm(forms.ModelForm):
     class Meta:
         model = BalancerPolicy
         fields = list(SCALARS)
-        widgets = {"mode": forms.RadioSelect}
+        widgets = {"mode": forms.RadioSelect, "host_load_from": forms.RadioSelect}
 
     @staticmethod
     def initial_from(policy: dict[str, Any]) -> dict[str, Any]:

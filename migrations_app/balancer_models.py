@@ -18,6 +18,14 @@ class BalancerMode(models.TextChoices):
     AUTOMATIC = "automatic", "Automatic: proposals run as guest migrations under the actor “balancer”"
 
 
+class HostLoadFrom(models.TextChoices):
+    """Where a round reads each host's CPU %: libvirt's node counters (real hosts), or the sum of the
+    guests' measured CPU on the host (the load the balancer can move; hosts sharing one kernel, as in the lab)."""
+
+    HOST = "host", "The host: libvirt's node CPU counters"
+    GUESTS = "guests", "Its guests: the sum of their measured CPU, as a share of the host's CPUs"
+
+
 class BalancerPolicy(models.Model):
     """The cluster-wide balancing policy: a single row (pk 1), read by every round.
 
@@ -29,6 +37,13 @@ class BalancerPolicy(models.Model):
 
     mode = models.CharField(max_length=16, choices=BalancerMode.choices, default=BalancerMode.OFF)
     cpu_high_pct = models.FloatField("CPU high-water mark (%)", default=80.0, validators=PERCENT)
+    host_load_from = models.CharField(
+        "Host load from",
+        max_length=16,
+        choices=HostLoadFrom.choices,
+        default=HostLoadFrom.HOST,
+        help_text="Where each host's CPU % comes from. “Its guests” suits hosts that share one kernel (the lab).",
+    )
     memory_high_pct = models.FloatField("Memory high-water mark (%)", default=90.0, validators=PERCENT)
     hold_s = models.PositiveIntegerField(
         "Hold (seconds)",

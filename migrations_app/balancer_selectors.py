@@ -24,6 +24,7 @@ from migrations_app.models import (
     BalancerProposal,
     GuestAffinity,
     GuestNeverMove,
+    HostLoadFrom,
     MigrationJob,
     ProposalState,
 )
@@ -92,8 +93,11 @@ def dismissed_pairs(now: datetime, cooldown_s: int) -> frozenset[tuple[int, int]
     return frozenset((g, t) for g, t in rows)
 
 
-def picture(policy: BalancePolicy, now: datetime) -> Picture:
-    """Hosts (online or in maintenance) with their measured load, and their running guests."""
+def picture(policy: BalancePolicy, now: datetime, load_from: str = HostLoadFrom.HOST) -> Picture:
+    """Hosts (online or in maintenance) with their measured load, and their running guests.
+
+    With `load_from` "guests", each host row's CPU % is replaced by the sum of its guests' measured cores
+    in that round, as a share of the host's CPUs (one more query, whatever the number of guests)."""
     out = Picture()
     host_rows = list(
         Hypervisor.objects.filter(state__in=[Hypervisor.State.ONLINE, Hypervisor.State.MAINTENANCE])
@@ -109,6 +113,8 @@ def picture(policy: BalancePolicy, now: datetime) -> Picture:
         .values_list("hypervisor_id", "at", "cpu_pct", "memory_used_mib", "memory_total_mib")
     ):
         samples[row[0]].append(row[1:])
+    if load_from == HostLoadFrom.GUESTS:
+        _cpu_from_guests(samples, {pk: cpus for pk, _, cpus, _, _ in host_rows}, tier.resolution_s, since, now)
     incoming = dict(
         MigrationJob.objects.filter(state__in=[s.value for s in ACTIVE_STATES])
         .values("target_id")
@@ -141,6 +147,33 @@ def picture(policy: BalancePolicy, now: datetime) -> Picture:
         out.notes.append(f"no measured load in the last {LATEST_WITHIN.seconds} s, left out: {', '.join(unmeasured)}")
     _add_guests(out, policy, now)
     return out
+
+
+def _cpu_from_guests(
+    samples: dict[int, list[tuple]], cpus: dict[int, int], resolution_s: int, since: datetime, now: datetime
+) -> None:
+    """Each host row's CPU % becomes 100 × (its guests' cores in that round) / the host's CPUs.
+
+    A guest's rows count toward the host the inventory has it on now: right after a move its past load
+    follows it to the target (which the move's fit check kept under the marks) and leaves the source, so
+    neither looks hot for the hold because of it. A row without a host figure (no previous counters) has
+    none here either: its guests had no previous counters in that round.
+    """
+    sums = {
+        (host_id, at): cores
+        for host_id, at, cores in GuestLoadSample.objects.filter(
+            resolution_s=resolution_s, at__gte=since, at__lte=now, guest__hypervisor_id__in=list(samples)
+        )
+        .values("guest__hypervisor_id", "at")
+        .annotate(c=Sum("cpu_cores"))
+        .values_list("guest__hypervisor_id", "at", "c")
+    }
+    for host_id, rows in samples.items():
+        cores = max(cpus.get(host_id) or 1, 1)
+        samples[host_id] = [
+            (at, None if cpu is None else 100.0 * float(sums.get((host_id, at)) or 0.0) / cores, *rest)
+            for at, cpu, *rest in rows
+        ]
 
 
 def _recent_cpu(rows: list[tuple], now: datetime) -> float | None:

@@ -249,6 +249,7 @@ from migrations_app.balancer_models import (  # noqa: E402
     BalancerRound,
     GuestAffinity,
     GuestNeverMove,
+    HostLoadFrom,
     ProposalState,
 )
 
@@ -259,6 +260,7 @@ __all__ = [
     "BalancerRound",
     "GuestAffinity",
     "GuestNeverMove",
+    "HostLoadFrom",
     "MigrationEvent",
     "MigrationJob",
     "MigrationSample",

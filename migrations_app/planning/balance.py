@@ -166,7 +166,7 @@ def decide(hosts: Sequence[HostLoad], guests: Sequence[GuestLoad], policy: Balan
         (after, *_), g, t = best
         source = open_hosts[placement[g.guest_id]]
         why = (
-            f"{source.name} has been above {_mark_text(source, policy)} for {source.hot_for_s / 60:.0f} min; "
+            f"{source.name} has been above {_mark_text(source, policy)} for {_duration(source.hot_for_s)}; "
             f"{g.name} uses {g.cpu_cores:.1f} cores and moves in ≈ {g.predicted_s:.0f} s"
         )
         proposals.append(Proposal(g, source, t, current, after, why))
@@ -200,6 +200,11 @@ def _deviation(total: float, squares: float, n: int) -> float:
 
 def _above_mark(h: HostLoad, policy: BalancePolicy) -> bool:
     return h.cpu_pct > policy.cpu_high_pct or 100.0 * h.memory_used_mib / h.memory_total_mib > policy.memory_high_pct
+
+
+def _duration(seconds: float) -> str:
+    """ "45 s" under two minutes (a short hold reads "0 min" otherwise), else whole minutes."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _mark_text(h: HostLoad, policy: BalancePolicy) -> str:

@@ -76,7 +76,7 @@ def round_inputs(now: datetime) -> Inputs:
     if budget == 0:
         notes.append(f"the limit of {policy.max_moves_per_hour} move(s) an hour is used up ({used} in the last hour)")
     decision_policy = sel.decide_policy(policy, budget, sel.dismissed_pairs(now, policy.cooldown_s))
-    picture = sel.picture(decision_policy, now)
+    picture = sel.picture(decision_policy, now, policy.host_load_from)
     return Inputs(policy, decision_policy, picture, tuple(notes))
 
 

@@ -24,6 +24,7 @@ from migrations_app.services.audit import require
 SCALARS = (
     "mode",
     "cpu_high_pct",
+    "host_load_from",
     "memory_high_pct",
     "hold_s",
     "margin_pct",

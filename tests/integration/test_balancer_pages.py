@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 POLICY = {
     "mode": "recommend",
     "cpu_high_pct": "75",
+    "host_load_from": "guests",
     "memory_high_pct": "90",
     "hold_s": "120",
     "margin_pct": "5",
@@ -64,7 +65,12 @@ def test_an_admin_changes_the_policy_and_the_audit_row_holds_before_and_after(wo
     response = client_as("admin").post(reverse("balancer-policy"), POLICY)
     assert response.status_code == 302
     policy = BalancerPolicy.get()
-    assert (policy.mode, policy.cpu_high_pct, policy.hold_s) == ("recommend", 75.0, 120)
+    assert (policy.mode, policy.cpu_high_pct, policy.hold_s, policy.host_load_from) == (
+        "recommend",
+        75.0,
+        120,
+        "guests",
+    )
     assert list(GuestNeverMove.objects.values_list("guest__name", flat=True)) == ["db1"]
     group = GuestAffinity.objects.get(kind="apart")
     assert sorted(group.guests.values_list("name", flat=True)) == ["web1", "web2"]
@@ -151,5 +157,10 @@ def test_the_api_lists_proposals_and_only_an_admin_patches_the_policy(world):
     assert client_as("viewer").get(url).json()["mode"] == "automatic"
     row = AuditEvent.objects.get(action="balancer.policy_changed")
     assert row.params["changed"] == ["mode", "never_move"] and row.actor_username == "bp-admin"
+    wrong = client_as("admin").patch(url, {"host_load_from": "moon"}, content_type="application/json")
+    assert wrong.status_code == 400 and "host_load_from" in str(wrong.json())
+    guests = client_as("admin").patch(url, {"host_load_from": "guests"}, content_type="application/json")
+    assert guests.status_code == 200 and guests.json()["host_load_from"] == "guests"
+    assert BalancerPolicy.get().host_load_from == "guests"
     dismissed = client_as("operator").post(reverse("api-balancer-proposal-dismiss", args=[world["proposal"].pk]))
     assert dismissed.status_code == 200 and dismissed.json()["state"] == "dismissed"

@@ -109,7 +109,7 @@ def test_a_host_hot_for_the_hold_gets_a_proposal_that_says_how_the_imbalance_cha
     # hosts at 90, 20, 10 % -> 60, 20, 40 %: hot1's 2.4 cores are 30 points of bal-a's 8 (docs/balancing.md)
     assert (p.imbalance_before, p.imbalance_after) == (35.59, 16.33)
     assert p.headline.startswith(f"move hot1 from bal-a to bal-c: imbalance from {p.imbalance_before:.1f} to")
-    assert "bal-a has been above 80 % CPU for 2 min" in p.why and "moves in ≈" in p.why
+    assert "bal-a has been above 80 % CPU for 100 s" in p.why and "moves in ≈" in p.why
     assert rnd.hot == ["bal-a"] and rnd.proposals == 1
 
 
@@ -231,10 +231,35 @@ def test_automatic_mode_runs_the_rounds_moves_as_one_operation_under_the_actor_b
     assert Operation.objects.count() == 1 and f"balance operation #{op.pk} is still running" in later.notes[0]
 
 
-def test_the_rounds_queries_do_not_grow_with_the_guests(cluster):
+def test_host_load_from_guests_sums_the_guests_measured_cpu_on_each_host(cluster):
+    """Hosts sharing one kernel (the lab) all measure the machine's CPU: 50 % each here. From the guests' rows
+    bal-a is at 100 % (four guests of 2 cores on 8), bal-b at 5 % (0.4 cores), bal-c at 0."""
+    now, h, g = cluster["now"], cluster["hosts"], cluster["guests"]
+    for host in h.values():
+        load(host, [], now, cpu=50.0, seconds=120)
+    GuestLoadSample.objects.bulk_create(
+        GuestLoadSample(guest=guest, at=now - timedelta(seconds=s), resolution_s=10, cpu_cores=cores)
+        for guest, cores in [*((x, 2.0) for x in cluster["hot"]), (g["cool1"], 0.4)]
+        for s in range(0, 120, 10)
+    )
+    rnd = balancer_round(now=now)
+    assert rnd.proposals == 0 and "no host above the marks" in rnd.notes  # libvirt's node counters: all even
+    BalancerPolicy.objects.update(host_load_from="guests")
+    rnd = balancer_round(now=now + timedelta(seconds=1))
+    assert rnd.hot == ["bal-a"], rnd.notes
+    p = BalancerProposal.objects.get(state="proposed")
+    # 100, 5, 0 % -> 75, 5, 25 %: hot1's 2 cores are 25 points of bal-a's 8
+    assert (p.guest_name, p.source.name, p.target.name) == ("hot1", "bal-a", "bal-c")
+    assert (p.imbalance_before, p.imbalance_after) == (46.01, 29.44)
+    assert "bal-a has been above 80 % CPU for 90 s" in p.why
+
+
+@pytest.mark.parametrize("load_from", ["host", "guests"])
+def test_the_rounds_queries_do_not_grow_with_the_guests(cluster, load_from):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    BalancerPolicy.objects.update(host_load_from=load_from)
     heat(cluster)
     balancer_round(now=cluster["now"])  # the first round also creates its lease row
     BalancerProposal.objects.all().delete()

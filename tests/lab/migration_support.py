@@ -146,16 +146,45 @@ def extra_guest(
     dirty: int = 0,
     burn: int = 0,
     disk: bool = True,
+    mac_suffix: int = 9,
+):
+    """A throwaway lab guest on `host` (lab_guest below), recorded in the inventory; yields its Guest row."""
+    try:
+        with lab_guest(
+            mlab.lab, name, host, cpu=cpu, kernel_args=kernel_args, start=start, fill=fill, dirty=dirty,
+            burn=burn, disk=disk, mac_suffix=mac_suffix,
+        ):  # fmt: skip
+            mlab.refresh()
+            yield mlab.guest(name)
+    finally:
+        mlab.refresh()
+
+
+@contextmanager
+def lab_guest(
+    lab,
+    name: str,
+    host: str,
+    *,
+    cpu: str = "",
+    kernel_args: str = "",
+    start: bool = False,
+    fill: int = 16,
+    dirty: int = 0,
+    burn: int = 0,
+    disk: bool = True,
+    mac_suffix: int = 9,
 ):
     """A throwaway lab guest on `host`, for behaviour the lab's own guests must not have: a CPU model
     (`cpu`, a <cpu> element), kernel arguments (`kernel_args`, e.g. acpi=off) or a workload (`fill` MiB
     written once, `dirty` MiB rewritten every second, `burn` busy loops). `disk=False` leaves out its NFS
     disk: under TCG a slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one
-    was fine.
-    Gone afterwards."""
+    was fine. Two at once need two `mac_suffix` values (the lab's own guests use 1 to 4).
+    Gone (undefined on every host) afterwards."""
     from lab import config, guests
 
-    spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=9, fill=fill, dirty=dirty, burn=burn)
+    spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=mac_suffix, fill=fill, dirty=dirty,
+                            burn=burn)  # fmt: skip
     p = config.paths()
     xml = guests.domain_xml(p, spec).replace("<vcpu>1</vcpu>", f"<vcpu>1</vcpu>\n  {cpu}")
     xml = xml.replace(guests.KERNEL_ARGS, f"{guests.KERNEL_ARGS} {kernel_args}".strip())
@@ -163,16 +192,14 @@ def extra_guest(
         xml = re.sub(r"<disk\b.*?</disk>", "", xml, flags=re.S)
     guests.ensure_disk(p, name)
     try:
-        uri = mlab.lab.uri(host)
+        uri = lab.uri(host)
         guests.define(p, uri, xml, name)
         if start:
             mark = guests.console_size(p, name)
             guests.start_guest(uri, name)
             guests.wait_heartbeat(name, after_offset=mark, timeout=60, p=p)
-        mlab.refresh()
-        yield mlab.guest(name)
+        yield
     finally:
         guests.undefine_everywhere(name)
         p.disk(name).unlink(missing_ok=True)
         p.domain_xml(name).unlink(missing_ok=True)
-        mlab.refresh()
