@@ -5,7 +5,6 @@ Everything is a frozen dataclass so nothing outside the driver ever holds a live
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 # ----------------------------------------------------------------------------------------- errors
@@ -146,7 +145,9 @@ class DirtyRate:
 
     status: str  # unstarted / measuring / measured
     mib_per_s: float | None = None  # libvirt says "megabytes"; QEMU computes MiB (pages x 4 KiB / 2^20)
-    measured_at: dt.datetime | None = None  # when the period ended
+    # When QEMU started it, in seconds of the host's monotonic clock (QEMU_CLOCK_REALTIME): it tells one
+    # measurement from the next, but it is no wall time (on the lab it was the host's uptime, 1795).
+    started_s: int | None = None
     period_s: int = 0
 
 

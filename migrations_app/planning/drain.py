@@ -36,6 +36,7 @@ class GuestFacts:
     memory_mib: int  # configured: what a target must have free
     memory_used_mib: float  # in use: what a live move sends first
     dirty_mibps: float = 0.0
+    dirty_sampled_over_s: float = 0.0  # the dirty rate is libvirt's page sampling over this period (MoveInputs)
     blockers: tuple[str, ...] = ()  # what stops any move (with its fix), e.g. a disk on local storage
     live_blockers: tuple[str, ...] = ()  # what stops a live move only, e.g. a disk with cache=writeback
 
@@ -183,6 +184,7 @@ def _place(guest, mode, targets, promised, incoming, policy, refusals) -> Planne
                     policy.max_downtime_ms,
                     policy.auto_converge,
                     policy.allow_postcopy,
+                    sampled_over_s=guest.dirty_sampled_over_s,
                 )
             )
         else:

@@ -14,8 +14,8 @@ The model simulates exactly that, pass by pass, with three facts about QEMU's be
   and 10 % more each pass up to 99 % (QEMU's cpu-throttle-initial / -increment / max defaults);
 - post-copy switches after the first full pass; what is left is then pulled at link speed while the guest
   runs, and the guest pauses only for the switch itself.
-Constants a move costs beside the memory (setting up the target, the final handshake) come from moves
-measured on the lab (docs/migrations.md); bench/prediction.py checks the whole model against real moves.
+Its constants are calibrated on real moves of the lab (bench/prediction.py, docs/planning.md): what a move
+costs beside the memory, and how libvirt's page-sampling dirty rate relates to what a move then sees.
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ from dataclasses import dataclass
 
 # QEMU's default max downtime when the operator leaves it unset.
 DEFAULT_MAX_DOWNTIME_MS = 300
-# Beside the memory: connecting, starting the target QEMU, the final handshake and verification.
-SETUP_S = 0.45
+# Beside the memory: connecting, starting the target QEMU, the TLS handshake, the final handshake and
+# verification. An idle guest sending 105 MiB at 8 MiB/s took 14.2 s on the lab: 13.1 s of memory and 1.1 s
+# beside (bench/prediction.py, docs/planning.md).
+SETUP_S = 1.0
+# libvirt's page sampling reads a guest's dirty rate low against what QEMU counts during the move that
+# follows (7 against 7.9, 5 against 7.3 MiB/s on the lab); the model scales a sampled rate by this.
+SAMPLED_UNDER_READ = 1.3
 # What the switch-over itself costs beyond sending the last dirty pages (device state, resuming).
 SWITCHOVER_MS = 25.0
 # QEMU's auto-converge defaults (migrate-set-parameters cpu-throttle-initial / -increment, and its max).
@@ -52,6 +57,11 @@ class MoveInputs:
     auto_converge: bool = False
     allow_postcopy: bool = False
     working_set_mib: float | None = None  # what the guest rewrites; None = its whole memory
+    # The dirty rate is libvirt's page sampling over this many seconds (0: another source). Sampling counts
+    # each page that changed within its period once, so it also bounds the working set: a guest rewriting
+    # the same 24 MiB every second read ~12 MiB/s over 2 s, and a pass never left more than those 24 MiB.
+    sampled_over_s: float = 0.0
+    completion_timeout_s: int = 0  # the move is aborted after this long (0: never)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,10 @@ def predict_live(m: MoveInputs) -> Prediction:
     allowed (auto-converge, post-copy), and returns the first way that converges, or why none does."""
     if m.link_mibps <= 0:
         return Prediction(False, "", 0, 0.0, 0.0, "no link speed known")
+    return _within_timeout(m, _first_way(m))
+
+
+def _first_way(m: MoveInputs) -> Prediction:
     plain = _precopy(m, throttle=False)
     if plain.converges or not (m.auto_converge or m.allow_postcopy):
         return plain
@@ -90,6 +104,25 @@ def predict_live(m: MoveInputs) -> Prediction:
     if m.allow_postcopy:
         return _postcopy(m)
     return Prediction(False, "", plain.passes, plain.total_s, 0.0, plain.reason + "; even auto-converge does not")
+
+
+def _within_timeout(m: MoveInputs, p: Prediction) -> Prediction:
+    """A move that would converge only after its completion timeout is aborted first: it does not end."""
+    if not (p.converges and m.completion_timeout_s and p.total_s > m.completion_timeout_s):
+        return p
+    reason = f"it needs ≈ {p.total_s:.0f} s, more than the {m.completion_timeout_s} s completion timeout"
+    return Prediction(False, "", p.passes, p.total_s, 0.0, reason)
+
+
+def _dirtying(m: MoveInputs) -> tuple[float, float]:
+    """(MiB/s, working set MiB) the passes see: a sampled rate scaled up, and bounded to what the sampling
+    saw change within its period (see MoveInputs.sampled_over_s)."""
+    rate = m.dirty_mibps
+    working_set = min(m.working_set_mib if m.working_set_mib is not None else m.memory_mib, m.memory_mib)
+    if m.sampled_over_s > 0:
+        rate *= SAMPLED_UNDER_READ
+        working_set = min(working_set, rate * m.sampled_over_s)
+    return rate, working_set
 
 
 def predict_offline(
@@ -104,25 +137,25 @@ def predict_offline(
 def _precopy(m: MoveInputs, *, throttle: bool) -> Prediction:
     link = m.link_mibps
     budget_mib = link * m.max_downtime_ms / 1000.0  # what fits in the allowed pause
-    working_set = min(m.working_set_mib if m.working_set_mib is not None else m.memory_mib, m.memory_mib)
+    rate, working_set = _dirtying(m)
     to_send = m.memory_mib
     elapsed = 0.0
     throttled = 0.0
     for passes in range(1, MAX_PASSES + 1):
         seconds = to_send / link
         elapsed += seconds
-        dirty_rate = m.dirty_mibps * (1.0 - throttled)
+        dirty_rate = rate * (1.0 - throttled)
         left = min(dirty_rate * seconds, working_set)
         if left <= budget_mib:
             downtime = left / link * 1000.0 + SWITCHOVER_MS
             via = "auto-converge" if throttled else "as is"
-            reason = f"the guest dirties {m.dirty_mibps:g} MiB/s, the link sends {link:g} MiB/s"
+            reason = f"the guest dirties {m.dirty_mibps:.3g} MiB/s, the link sends {link:g} MiB/s"
             return Prediction(True, via, passes, SETUP_S + elapsed + left / link, downtime, reason)
         if throttle and left >= THROTTLE_TRIGGER * to_send:
             throttled = THROTTLE_INITIAL if not throttled else min(THROTTLE_MAX, throttled + THROTTLE_STEP)
         to_send = left
     reason = (
-        f"dirty rate {m.dirty_mibps:g} MiB/s against {link:g} MiB/s: {to_send:.0f} MiB stays dirty each pass, "
+        f"dirty rate {m.dirty_mibps:.3g} MiB/s against {link:g} MiB/s: {to_send:.0f} MiB stays dirty each pass, "
         f"more than the {m.max_downtime_ms} ms pause can send"
     )
     return Prediction(False, "", MAX_PASSES, SETUP_S + elapsed, 0.0, reason)
@@ -132,8 +165,8 @@ def _postcopy(m: MoveInputs) -> Prediction:
     """One full pass, then the switch: the guest runs on the target and the pages it dirtied during the
     first pass are pulled after it, at link speed."""
     first = m.memory_mib / m.link_mibps
-    working_set = min(m.working_set_mib if m.working_set_mib is not None else m.memory_mib, m.memory_mib)
-    pulled = min(m.dirty_mibps * first, working_set)
+    rate, working_set = _dirtying(m)
+    pulled = min(rate * first, working_set)
     reason = "post-copy ends any move: after one pass the guest runs on the target"
     return Prediction(True, "post-copy", 1, SETUP_S + first + pulled / m.link_mibps, SWITCHOVER_MS, reason)
 
@@ -144,6 +177,7 @@ class Sourced:
 
     value: float
     source: str
+    sampled_over_s: float = 0.0  # a dirty rate from libvirt's page sampling over this period (MoveInputs)
 
 
 # Past moves between the same two hosts that the link speed is learned from (the most recent ones).
@@ -165,13 +199,28 @@ def link_speed(recent_throughputs_mibps: list[float], cap_mibps: int = 0) -> Sou
     return Sourced(DEFAULT_LINK_MIBPS, f"no move between these hosts yet: assumed {DEFAULT_LINK_MIBPS:g} MiB/s (1 GbE)")
 
 
+def memory_sent(configured_mib: float, past_sent_mib: list[float]) -> Sourced:
+    """What a live move's first pass sends. QEMU sends a page holding only zeros as a few bytes, so a guest
+    that has touched little of its memory sends far less than its size (the lab's 256 MiB guests holding
+    32 MiB sent about 50 MiB, docs/planning.md). Every move sends the memory in use at least once, so the
+    least that one of the guest's last moves sent is the figure, never more than its configured memory;
+    with no move of the guest seen yet, its configured memory (the most a first pass can send)."""
+    past = [m for m in past_sent_mib[:LINK_SAMPLES] if m > 0]
+    if past:
+        return Sourced(min(min(past), configured_mib), f"the least its last {len(past)} move(s) sent")
+    return Sourced(configured_mib, "its configured size: no move of it seen yet")
+
+
 def dirty_rate(
-    measured_mibps: float | None, measured_age_s: float | None, last_move_mibps: float | None
+    measured_mibps: float | None,
+    measured_age_s: float | None,
+    last_move_mibps: float | None,
+    sampled_over_s: float = 2.0,
 ) -> Sourced | None:
     """libvirt's own measurement (page sampling) while fresh; else what the guest's last move saw; else
     nothing (the form then says the prediction lacks it)."""
     if measured_mibps is not None and measured_age_s is not None and measured_age_s <= DIRTY_RATE_MAX_AGE_S:
-        return Sourced(measured_mibps, f"measured by libvirt {measured_age_s / 60:.0f} min ago")
+        return Sourced(measured_mibps, f"measured by libvirt {measured_age_s / 60:.0f} min ago", sampled_over_s)
     if last_move_mibps is not None:
         return Sourced(last_move_mibps, "seen during the guest's last move")
     return None

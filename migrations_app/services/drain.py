@@ -1,7 +1,7 @@
 """Can this host be taken down? Its drain plan, from the inventory and libvirt's facts (nothing starts).
 
 The decision is planning.drain's (pure); this module only gathers what it needs:
-- every guest on the host with its power state, memory and the dirty rate its last move saw;
+- every guest on the host with its power state, memory, what its last moves sent and its dirty rate;
 - every other host with its free memory (less what moves in flight will take), maintenance state and the
   link speed learned from past moves between the pair;
 - the pre-flight checklist of each (guest, target) pair, run exactly as a move's would be (the same
@@ -64,14 +64,16 @@ def drain_plan(hypervisor: Hypervisor, policy: DrainPolicy | None = None) -> Dra
             else:
                 for target_pk, text in by_target.items():
                     refusals.setdefault((guest.pk, target_pk), text)
+        dirty = predictions.guest_dirty_rate(guest)
         guest_facts.append(
             GuestFacts(
                 guest_id=guest.pk,
                 name=guest.name,
                 power=_power(guest.power),
                 memory_mib=guest.memory_mib,
-                memory_used_mib=guest.memory_mib,  # the most a first pass sends: libvirt's in-use figure is not kept
-                dirty_mibps=_dirty_mibps(guest),
+                memory_used_mib=predictions.guest_memory_sent(guest).value,  # what its first pass sends
+                dirty_mibps=dirty.value if dirty else 0.0,
+                dirty_sampled_over_s=dirty.sampled_over_s if dirty else 0.0,
                 blockers=tuple(blockers),
                 live_blockers=tuple(live_blockers),
             )
@@ -140,11 +142,6 @@ def _power(power: str) -> str:
     if power == Guest.Power.PAUSED:
         return "paused"
     return "shutoff"
-
-
-def _dirty_mibps(guest: Guest) -> float:
-    rate = predictions.guest_dirty_rate(guest)
-    return rate.value if rate else 0.0
 
 
 def _target(source: Hypervisor, target: Hypervisor) -> TargetFacts:

@@ -5,8 +5,8 @@ The arithmetic is planning.prediction's (pure). This gathers its inputs and says
   same two hosts (data sent / total time); else the stated 1 GbE default;
 - the dirty rate: libvirt's page-sampling measurement while fresh (hosts.services.dirty_rates); else what
   the guest's last live move saw; else none, and the prediction says it assumed an idle guest;
-- the memory sent first: the guest's memory (libvirt's in-use figure is not kept, so this is the most a
-  first pass sends).
+- the memory sent first: the least the guest's last live moves sent (QEMU sends pages of zeros as a few
+  bytes, so a guest that touched little of its memory sends far less than its size); else its size.
 The Migrate form shows it per target, the drain plan per guest, and a job keeps the one it was requested
 with, so its page shows predicted beside actual.
 """
@@ -19,7 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hosts.models import Guest, Hypervisor
-from migrations_app.choices import Kind, State
+from hosts.services import dirty_rates
+from migrations_app.choices import Kind, State, TimeoutAction
 from migrations_app.models import MigrationJob
 from migrations_app.planning.prediction import (
     DEFAULT_MAX_DOWNTIME_MS,
@@ -29,6 +30,7 @@ from migrations_app.planning.prediction import (
     Sourced,
     dirty_rate,
     link_speed,
+    memory_sent,
     predict_live,
     predict_offline,
 )
@@ -51,7 +53,18 @@ def guest_dirty_rate(guest: Guest) -> Sourced | None:
         .first()
     )
     age = (timezone.now() - guest.dirty_rate_at).total_seconds() if guest.dirty_rate_at else None
-    return dirty_rate(guest.dirty_rate_mibps, age, last / MIB if last else None)
+    return dirty_rate(guest.dirty_rate_mibps, age, last / MIB if last else None, dirty_rates.PERIOD_S)
+
+
+def guest_memory_sent(guest: Guest) -> Sourced:
+    """The memory a live move of `guest` sends first (planning.prediction.memory_sent), learned from the
+    data its last live moves sent; moves are found by UUID, so a guest that was redefined keeps its past."""
+    rows = (
+        MigrationJob.objects.filter(guest_uuid=guest.uuid, kind=Kind.LIVE, state=State.SUCCEEDED, data_sent__gt=0)
+        .order_by("-finished_at")
+        .values_list("data_sent", flat=True)
+    )
+    return memory_sent(guest.memory_mib, [sent / MIB for sent in rows[:LINK_SAMPLES] if sent])
 
 
 def predict_move(guest: Guest, source: Hypervisor, target: Hypervisor, kind: str, options: dict[str, Any]) -> dict:
@@ -60,17 +73,27 @@ def predict_move(guest: Guest, source: Hypervisor, target: Hypervisor, kind: str
     if kind == Kind.OFFLINE:
         return as_dict(predict_offline(guest.memory_mib, link_mibps=link.value), link, None)
     dirty = guest_dirty_rate(guest)
+    memory = guest_memory_sent(guest)
     prediction = predict_live(
         MoveInputs(
-            memory_mib=guest.memory_mib,
+            memory_mib=memory.value,
             dirty_mibps=dirty.value if dirty else 0.0,
             link_mibps=link.value,
             max_downtime_ms=int(options.get("max_downtime_ms") or 0) or DEFAULT_MAX_DOWNTIME_MS,
             auto_converge=bool(options.get("auto_converge")),
             allow_postcopy=bool(options.get("allow_postcopy")),
+            sampled_over_s=dirty.sampled_over_s if dirty else 0.0,
+            completion_timeout_s=_abort_after_s(options),
         )
     )
-    return as_dict(prediction, link, dirty)
+    return as_dict(prediction, link, dirty) | {"memory_mib": round(memory.value), "memory_source": memory.source}
+
+
+def _abort_after_s(options: dict[str, Any]) -> int:
+    """The completion timeout when it aborts the move (switching to post-copy instead ends it anyway)."""
+    if (options.get("timeout_action") or TimeoutAction.ABORT) != TimeoutAction.ABORT:
+        return 0
+    return int(options.get("completion_timeout_s") or 0)
 
 
 def as_dict(p: Prediction, link: Sourced, dirty: Sourced | None) -> dict:

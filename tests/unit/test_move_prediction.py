@@ -73,7 +73,7 @@ def test_no_known_link_is_no_prediction():
 def test_an_offline_move_sends_no_memory():
     p = predict_offline(memory_mib=4096)
     assert p.converges and p.via == "offline" and p.downtime_ms == 0 and p.total_s == pytest.approx(SETUP_S)
-    assert p.summary() == "≈ 0.5 s, offline: no memory to copy"
+    assert p.summary() == f"≈ {SETUP_S:.1f} s, offline: no memory to copy"
 
 
 def test_the_link_speed_is_the_cap_then_the_median_of_past_moves_then_the_stated_default():
@@ -92,3 +92,35 @@ def test_the_dirty_rate_comes_from_a_fresh_measurement_else_the_last_move():
     stale = dirty_rate(16.0, 3600, 30.0)
     assert stale.value == 30.0 and stale.source == "seen during the guest's last move"
     assert dirty_rate(None, None, None) is None
+
+
+def test_the_memory_sent_first_is_the_least_a_past_move_sent_else_the_configured_size():
+    from migrations_app.planning.prediction import memory_sent
+
+    learned = memory_sent(256, [61.0, 48.5, 90.0])
+    assert learned.value == 48.5 and learned.source == "the least its last 3 move(s) sent"
+    assert memory_sent(256, [400.0]).value == 256  # never more than the guest has
+    first = memory_sent(256, [])
+    assert first.value == 256 and "no move of it seen yet" in first.source
+
+
+def test_a_sampled_dirty_rate_is_scaled_up_and_bounds_what_a_pass_leaves():
+    """The lab's 24 MiB buffer read ~11 MiB/s over libvirt's 2 s sampling: scaled by the under-read it
+    outruns an 8 MiB/s cap, while at 32 MiB/s no pass leaves more than what the sampling saw change."""
+    from migrations_app.planning.prediction import SAMPLED_UNDER_READ
+
+    slow = predict_live(MoveInputs(memory_mib=105, dirty_mibps=7, link_mibps=8, sampled_over_s=2))
+    assert 7 * SAMPLED_UNDER_READ > 8 and not slow.converges
+    fast = predict_live(MoveInputs(memory_mib=105, dirty_mibps=11, link_mibps=32, sampled_over_s=2))
+    unbounded = predict_live(MoveInputs(memory_mib=105, dirty_mibps=11 * SAMPLED_UNDER_READ, link_mibps=32))
+    assert fast.converges and fast.total_s < unbounded.total_s  # a pass leaves at most ~29 MiB, not 45
+
+
+def test_a_move_that_would_end_after_its_completion_timeout_is_predicted_not_to():
+    inputs = dict(memory_mib=105, dirty_mibps=5, link_mibps=8, sampled_over_s=2)
+    ends = predict_live(MoveInputs(**inputs))
+    assert ends.converges and 15 < ends.total_s < 30
+    cut = predict_live(MoveInputs(**inputs, completion_timeout_s=10))
+    assert not cut.converges and "more than the 10 s completion timeout" in cut.reason
+    assert cut.summary().startswith("will not converge")
+    assert predict_live(MoveInputs(**inputs, completion_timeout_s=60)).converges

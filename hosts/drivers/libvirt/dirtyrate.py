@@ -2,13 +2,14 @@
 
 Page sampling only: QEMU samples a few pages and hashes them over the period. The dirty-bitmap mode
 killed the guest's QEMU on the lab (TCG; the guest ended shut off), so no other mode is ever asked for,
-and nothing here takes a mode from a caller. On the lab, page sampling under-reads: 16 MB/s for a guest
-rewriting 24 MiB/s (docs/planning.md).
+and nothing here takes a mode from a caller. QEMU stamps a measurement with its start in seconds of the
+host's monotonic clock, not a wall time (on the lab: the host's uptime), so that figure only tells one
+measurement from the next and the caller dates a measurement itself (hosts.services.dirty_rates). What page
+sampling reads against what a move then sees: docs/planning.md.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import libvirt
@@ -45,14 +46,10 @@ def dirty_rate(uri: str, uuid: str) -> DirtyRate:
 def dirty_rate_from(raw: dict[str, Any]) -> DirtyRate:
     status = STATUS.get(int(raw.get("dirtyrate.calc_status", libvirt.VIR_DOMAIN_DIRTYRATE_UNSTARTED)), "unstarted")
     started = raw.get("dirtyrate.calc_start_time")
-    period = int(raw.get("dirtyrate.calc_period", 0) or 0)
-    measured_at = (
-        dt.datetime.fromtimestamp(int(started) + period, tz=dt.UTC) if started and status == "measured" else None
-    )
     mbps = raw.get("dirtyrate.megabytes_per_second")
     return DirtyRate(
         status=status,
         mib_per_s=float(mbps) if status == "measured" and mbps is not None else None,
-        measured_at=measured_at,
-        period_s=period,
+        started_s=int(started) if started is not None else None,
+        period_s=int(raw.get("dirtyrate.calc_period", 0) or 0),
     )
