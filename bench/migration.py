@@ -71,6 +71,7 @@ PHASES = (
     ("pickup", "job_row", "picked_up"),
     ("claim", "picked_up", "claimed"),
     ("preflight", "claimed", "preflight_done"),
+    ("preflight_facts", "claimed", "preflight_facts"),  # part of preflight: its facts (libvirt, DB reads)
     ("setup", "preflight_done", "libvirt_start"),
     ("libvirt", "libvirt_start", "libvirt_end"),
     ("verify", "libvirt_end", "verified"),

@@ -76,6 +76,7 @@ def run_migration(job_id: int) -> str:
         gathered = facts.gather(
             job.guest, job.source, job.target, job.kind, job.options, exclude_job=job.pk, at_start=True
         )
+        timing.mark(job.pk, "preflight_facts")
         items = [i.as_dict() for i in pf.run_checks(gathered)]
         verdict = pf.verdict(items)
         # a live move that may go on is in its setup from here (one write for both)
