@@ -79,13 +79,13 @@ def run_migration(job_id: int) -> str:
         timing.mark(job.pk, "preflight_facts")
         items = [i.as_dict() for i in pf.run_checks(gathered)]
         verdict = pf.verdict(items)
-        # a live move that may go on is in its setup from here (one write for both)
-        MigrationJob.objects.filter(pk=job.pk).update(
-            preflight=items, **({"phase": Phase.SETUP} if ahead is not None and verdict != "blocked" else {})
-        )
-        services.record_event(
-            job.pk, "preflight", f"pre-flight re-run at start: {verdict}", {"failures": pf.failures(items)}
-        )
+        with transaction.atomic():  # one commit: the checklist, its timeline line, and (live, passed) SETUP
+            MigrationJob.objects.filter(pk=job.pk).update(
+                preflight=items, **({"phase": Phase.SETUP} if ahead is not None and verdict != "blocked" else {})
+            )
+            services.record_event(
+                job.pk, "preflight", f"pre-flight re-run at start: {verdict}", {"failures": pf.failures(items)}
+            )
         if verdict == "blocked":
             reasons = "; ".join(f"{i['label']}: {i['evidence']}" for i in pf.failures(items))
             return outcome.settle(job.pk, error=f"pre-flight failed at start: {reasons}").state
