@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -36,9 +37,11 @@ def _slots(h: Hypervisor, exclude_job: int | None) -> tuple[int, int, int]:
     return counts["out"], counts["inc"], reserved
 
 
-# At a job's start the target's bridges may come from this process's last look at them (the inventory
-# watcher looks every few seconds): a bridge is host configuration, not something a move changes.
-START_BRIDGES_MAX_AGE_S = 30.0
+# At a job's start the target's bridges may come from this process's last look at them on the same
+# connection: a bridge is host configuration, not something a move changes, and the request's full
+# pre-flight asked for them moments earlier. (Asking again is a call per interface on the host: 40-80 ms
+# of the re-run on the loaded lab.) The source's bridges are no check's business.
+START_BRIDGES_MAX_AGE_S = 300.0
 
 
 def _live_host(uri: str, with_domains: bool, at_start: bool = False):
@@ -46,7 +49,8 @@ def _live_host(uri: str, with_domains: bool, at_start: bool = False):
     what can have changed since the request (free memory, which domains the host has, that it
     answers) is asked; see gather()."""
     try:
-        info = driver.host_info(uri, bridges_max_age_s=START_BRIDGES_MAX_AGE_S if at_start else 0.0)
+        age = (START_BRIDGES_MAX_AGE_S if with_domains else math.inf) if at_start else 0.0
+        info = driver.host_info(uri, bridges_max_age_s=age)
         if not with_domains:
             pairs: list[tuple[str, str]] = []
         elif at_start:
