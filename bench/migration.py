@@ -25,11 +25,18 @@ Two workloads, so that neither figure hides the other:
 Afterwards the guest must still be alive (five more heartbeats, no panic or reboot on its console), and
 gets its usual workload back. Last line, exactly:
 
-    migration overhead_ratio=<median a/b> progress_p95_ms=<x> updates_per_s=<x> pickup_p95_ms=<x>
+    migration overhead_ratio=<median a/b> progress_p95_ms=<x> updates_per_s=<x> pickup_p95_ms=<x> own_cost_ms=<x>
 
 overhead_ratio: median of (a) wall time / median of (b); progress_p95_ms: p95 delay libvirt sample ->
 websocket message; updates_per_s: progress messages per second of migration (median over runs);
-pickup_p95_ms: p95 of request committed -> worker claimed the job (started_at - requested_at).
+pickup_p95_ms: p95 of request committed -> worker claimed the job (started_at - requested_at);
+own_cost_ms: median (a) - median (b), the dashboard's own cost.
+
+Each workload also prints the medians of the phases of (a), from the worker's marks stored with the job
+(MigrationJob.timings, epoch ms) and the bench's own clock: request (the request path: pre-flight, up
+to the job row), pickup (job row -> task body entered: commit, enqueue, broker), claim, pre-flight
+re-run, setup (-> migrateToURI3 called), libvirt (libvirt's job), verification (libvirt's call returned
+-> where the guest is, from libvirt), settle + push (-> the terminal websocket message received here).
 """
 
 from __future__ import annotations
@@ -57,6 +64,25 @@ def p95(values: list[float]) -> float:
     return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
 
 
+# (phase, from mark, to mark): the bench's marks (request, received; job_row is the job's requested_at) and the worker's
+# (migrations_app.orchestrator.timing) on one wall clock
+PHASES = (
+    ("request", "request", "job_row"),
+    ("pickup", "job_row", "picked_up"),
+    ("claim", "picked_up", "claimed"),
+    ("preflight", "claimed", "preflight_done"),
+    ("preflight_facts", "claimed", "preflight_facts"),  # part of preflight: its facts (libvirt, DB reads)
+    ("setup", "preflight_done", "libvirt_start"),
+    ("libvirt", "libvirt_start", "libvirt_end"),
+    ("verify", "libvirt_end", "verified"),
+    ("settle_push", "verified", "received"),
+)
+
+
+def phases(marks: dict[str, float]) -> dict[str, float]:
+    return {name: marks[b] - marks[a] for name, a, b in PHASES if a in marks and b in marks}
+
+
 def setup(data_dir: str):
     os.environ["KVMCLUSTER_DATA_DIR"] = data_dir
     os.environ.setdefault("KVMCLUSTER_LOG_LEVEL", "WARNING")
@@ -82,14 +108,24 @@ class Pairs:
     delays: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     pickups: list[float] = field(default_factory=list)
+    phases: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self) -> str:
         a, b = statistics.median(self.a_times), statistics.median(self.b_times)
         rate = statistics.median(self.rates) if self.rates else 0.0
         return (
             f"overhead_ratio={a / b:.3f} progress_p95_ms={p95(self.delays):.1f} updates_per_s={rate:.2f} "
-            f"pickup_p95_ms={p95(self.pickups):.1f}"
+            f"pickup_p95_ms={p95(self.pickups):.1f} own_cost_ms={1000 * (a - b):.0f}"
         )
+
+    def add_phases(self, durations: dict[str, float]) -> None:
+        for name, ms in durations.items():
+            self.phases.setdefault(name, []).append(ms)
+
+    def phase_medians(self) -> str:
+        parts = [f"{name} {statistics.median(v):.0f}" for name, v in self.phases.items() if v]
+        b = statistics.median(self.b_times) * 1000
+        return "phase medians (ms): " + ", ".join(parts) + f" | virsh {b:.0f}"
 
     def medians(self) -> str:
         a, b = statistics.median(self.a_times), statistics.median(self.b_times)
@@ -134,6 +170,7 @@ def main() -> int:
 
     async def dashboard_move(guest, target, bandwidth: int):
         t0 = time.monotonic()
+        marks = {"request": time.time() * 1000}
         job = await sync_to_async(services.migration_request)(
             guest=guest,
             target=target,
@@ -153,14 +190,15 @@ def main() -> int:
             if 'data-terminal="1"' in text:
                 break
         wall = time.monotonic() - t0
+        marks["received"] = time.time() * 1000
         await comm.disconnect()
-        return job.pk, wall, got
+        return job.pk, wall, got, marks
 
     def through_dashboard(out: Pairs, label: str, bandwidth: int) -> str:
         registry.refresh_inventory()
         guest = Guest.objects.get(name=args.guest)
         target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
-        job_id, wall, got = asyncio.run(dashboard_move(guest, target, bandwidth))
+        job_id, wall, got, marks = asyncio.run(dashboard_move(guest, target, bandwidth))
         job = MigrationJob.objects.get(pk=job_id)
         if job.state != "succeeded":
             raise SystemExit(f"{label}: dashboard move #{job_id} {job.state}: {job.error}")
@@ -175,10 +213,14 @@ def main() -> int:
         if len(stamps) >= 2:
             out.rates.append((len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000))
         in_worker = (job.finished_at - job.started_at).total_seconds()
+        # the job row's insert (requested_at): the worker may pick the job up before migration_request returns
+        durations = phases(marks | job.timings | {"job_row": job.requested_at.timestamp() * 1000})
+        out.add_phases(durations)
+        steps = " ".join(f"{k}={v:.0f}" for k, v in durations.items())
         return (
             f"dashboard {guest.hypervisor.name}->{target.name} {wall:.2f}s (job #{job_id}, {len(stamps)} progress "
             f"msgs, pickup {out.pickups[-1]:.0f} ms, in the worker {in_worker:.2f}s, "
-            f"libvirt job {job.total_ms / 1000:.2f}s)"
+            f"libvirt job {job.total_ms / 1000:.2f}s; ms: {steps})"
         )
 
     def through_virsh(out: Pairs, bandwidth: int) -> str:
@@ -224,6 +266,7 @@ def main() -> int:
         if args.floor_runs:
             floor = run_pairs("floor", args.floor_runs, bandwidth=0)
             print(f"floor: {spec.fill} MiB in use, unlimited loopback: {floor.medians()}", flush=True)
+            print(f"floor: {floor.phase_medians()}", flush=True)
             print(f"floor: migration {floor.summary()}", flush=True)
         print(f"reference: rebooting {args.guest} holding {args.fill} MiB", flush=True)
         lab.set_workload(args.guest, fill=args.fill, dirty=0)
@@ -240,6 +283,7 @@ def main() -> int:
         lab.set_workload(args.guest, fill=spec.fill, dirty=spec.dirty, wait=False)  # as the lab boots it
     cap = f"{args.bandwidth} MiB/s" if args.bandwidth else "unlimited"
     print(f"reference: {args.fill} MiB in use, {cap}: {reference.medians()}", flush=True)
+    print(f"reference: {reference.phase_medians()}", flush=True)
     print(f"migration {reference.summary()}")
     return 0
 

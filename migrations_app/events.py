@@ -109,30 +109,38 @@ def push_job(job_id: int, topology: bool = True) -> None:
 
 
 def wait_for_pushes(timeout: float = 30) -> None:
-    """Return once the pushes queued so far have gone out. For tests: a push still reading the database
-    while a test empties it (PostgreSQL's TRUNCATE locks table by table, as a joined SELECT does) can
-    deadlock the two."""
-    _pusher.submit(lambda: None).result(timeout=timeout)
+    """Return once the pushes queued so far have gone out, with the push thread's database connection
+    closed. For tests: a push still reading the database while a test empties it (PostgreSQL's TRUNCATE
+    locks table by table, as a joined SELECT does) can deadlock the two, and an open connection keeps
+    PostgreSQL from dropping the test database."""
+    _pusher.submit(lambda: connection.close()).result(timeout=timeout)  # the push thread's own connection
 
 
 def _push_job_now(job_id: int) -> None:
     with _waiting_lock:
         topology = _waiting.pop(job_id, True)  # first: a change committed from now on queues a push of its own
+    ended = True
     try:
-        _render_and_send_job(job_id, topology)
+        # The connection of the job's previous push is kept while the job runs (within CONN_MAX_AGE):
+        # its ending is pushed on the timed path of every move, and a new PostgreSQL connection there
+        # cost tens of milliseconds on a loaded machine (bench/migration.py, settle + push).
+        connection.close_if_unusable_or_obsolete()
+        ended = _render_and_send_job(job_id, topology)
     except Exception:  # as _send: best effort, and the push thread must survive
         log.exception("could not push guest migration #%s", job_id)
     finally:
-        connection.close()  # state changes are rare: no idle connection held between them
+        if ended:
+            connection.close()  # the job is over: no idle connection held until the next one
 
 
-def _render_and_send_job(job_id: int, topology: bool = True) -> None:
+def _render_and_send_job(job_id: int, topology: bool = True) -> bool:
+    """Push the job's card, the active panel and (if asked) the topology; True if the job has ended."""
     from migrations_app.models import MigrationJob
     from migrations_app.selectors import active_jobs
 
     job = MigrationJob.objects.select_related("source", "target").filter(pk=job_id).first()
     if job is None:
-        return
+        return True
     if job.is_terminal:  # no more samples: forget its throttle clock
         _last_outside_push.pop(job.pk, None)
     _send(
@@ -151,6 +159,7 @@ def _render_and_send_job(job_id: int, topology: bool = True) -> None:
         _notify_topology(job)
     if job.is_terminal and job.guest_id:
         _push_guest_timeline(job.guest_id)
+    return job.is_terminal
 
 
 def render_once() -> None:

@@ -139,6 +139,9 @@ class MigrationJob(models.Model):
     # How the target was chosen when the operator asked for "Auto" (services.auto_target): "auto: <reason>".
     target_reason = models.CharField(max_length=500, blank=True, default="")
     operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    # When the worker reached each step of the move (orchestrator.timing: epoch ms by step name), for
+    # bench/migration.py's split of the dashboard's own cost; written once, when the job settles.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
-from hosts.models import Hypervisor, WorkerLease
+from hosts.models import Guest, Hypervisor, WorkerLease
 from hosts.services import load_history
 from hosts.services.inventory import refresh_all
 
@@ -76,23 +76,63 @@ def release_lease(name: str, holder: str) -> None:
 
 
 class _Events:
-    """Lifecycle events from libvirt's thread, handed to the watcher loop."""
+    """Lifecycle events from libvirt's thread, handed to the watcher loop: (host URI, domain UUID)."""
 
     def __init__(self) -> None:
         self.wakeup = threading.Event()
         self._lock = threading.Lock()
-        self._uris: set[str] = set()
+        self._seen: set[tuple[str, str]] = set()
 
-    def __call__(self, uri: str, _domain_uuid: str, _event: str) -> None:
+    def __call__(self, uri: str, domain_uuid: str, _event: str) -> None:
         with self._lock:
-            self._uris.add(uri)
+            self._seen.add((uri, str(domain_uuid).lower()))
         self.wakeup.set()
 
-    def take(self) -> set[str]:
+    def take(self) -> set[tuple[str, str]]:
         with self._lock:
-            uris, self._uris = self._uris, set()
+            seen, self._seen = self._seen, set()
         self.wakeup.clear()
-        return uris
+        return seen
+
+
+# A guest migration's own lifecycle events (the guest starting on the target, pausing and stopping on
+# the source) are the move's business: when it settles it records, from libvirt, where the guest is
+# and pushes the topology. Refreshing both hosts on each of those events, and every few seconds while
+# the move ran, rendered the topology on the very cores both QEMUs needed for the move (bench/
+# migration.py, docs/benchmarks.md). So a host with a move in flight is refreshed once the move ends,
+# or at the latest MOVE_DEFER_MAX_S after its last refresh; other hosts, and an event of another guest
+# on the same host, are not held back.
+MOVE_DEFER_MAX_S = 30.0
+MOVE_RECHECK_S = 1.0
+
+
+class _Moves:
+    """Which hosts have a guest migration in flight: the host of every guest whose `migrating` flag is
+    set (its source), and any host that reported a lifecycle event of such a guest (its target)."""
+
+    def __init__(self) -> None:
+        self._event_hosts: dict[str, set[str]] = {}  # uri -> UUIDs of moving guests it reported
+        self.moving: set[str] = set()
+        self._sources: set[str] = set()
+
+    def look(self) -> None:
+        rows = Guest.objects.filter(migrating=True).values_list("uuid", "hypervisor__uri")
+        self.moving = {str(u).lower() for u, _ in rows}
+        self._sources = {uri for _, uri in rows}
+        for uri in list(self._event_hosts):
+            self._event_hosts[uri] &= self.moving
+            if not self._event_hosts[uri]:
+                del self._event_hosts[uri]
+
+    def saw(self, uri: str, domain_uuid: str) -> bool:
+        """Note an event; True if it is a moving guest's (the move's own)."""
+        if domain_uuid not in self.moving:
+            return False
+        self._event_hosts.setdefault(uri, set()).add(domain_uuid)
+        return True
+
+    def busy(self, uri: str) -> bool:
+        return uri in self._sources or uri in self._event_hosts
 
 
 def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
@@ -103,29 +143,54 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
         log.debug("inventory watcher already running elsewhere")
         return 0
     events = _Events()
+    moves = _Moves()
     subscriptions: dict[str, driver.Subscription] = {}
     deadline = time.monotonic() + duration_s
     rounds = 0
+    last_refresh: dict[str, float] = {}  # uri -> when this watcher last refreshed it
+    waiting: set[str] = set()  # hosts whose refresh waits for their move to end
+
+    def refresh(uris: set[str] | frozenset[str], now: float, asked: frozenset[str] = frozenset()) -> None:
+        """Refresh `uris`, except hosts with a move in flight that were refreshed lately (they wait);
+        `asked`: hosts that reported an event of some other guest, refreshed whatever else runs there."""
+        held = {
+            u for u in uris - asked if moves.busy(u) and now - last_refresh.get(u, -MOVE_DEFER_MAX_S) < MOVE_DEFER_MAX_S
+        }
+        go = uris - held
+        waiting.difference_update(go)
+        waiting.update(held)
+        if go:
+            refresh_all(Hypervisor.objects.filter(uri__in=go).values_list("pk", flat=True))
+            for u in go:
+                last_refresh[u] = now
+
     try:
         next_full = 0.0
         while time.monotonic() < deadline:
             close_old_connections()
             now = time.monotonic()
+            moves.look()
             if now >= next_full:
-                refresh_all()
+                refresh(set(Hypervisor.objects.values_list("uri", flat=True)), now)
                 _sample_load()
                 next_full = now + interval_s
             else:
-                uris = events.take()
-                time.sleep(EVENT_DEBOUNCE_S)  # a migration or boot fires several events in a row
-                uris |= events.take()
-                refresh_all(Hypervisor.objects.filter(uri__in=uris).values_list("pk", flat=True))
+                seen = events.take()
+                if seen:
+                    time.sleep(EVENT_DEBOUNCE_S)  # a migration or boot fires several events in a row
+                    seen |= events.take()
+                # a moving guest's own events mark its hosts busy: they are refreshed once the move ends
+                owned = {(uri, dom) for uri, dom in seen if moves.saw(uri, dom)}
+                waiting.update(uri for uri, _ in owned)
+                uris = frozenset(uri for uri, _ in seen - owned)
+                refresh(uris | {u for u in waiting if not moves.busy(u)}, now, asked=uris)
             rounds += 1
             _subscribe(subscriptions, events)
             if not take_lease(LEASE_NAME, holder):
                 log.warning("inventory watcher lost its lease; stopping")
                 break
-            events.wakeup.wait(max(0.0, min(next_full, deadline) - time.monotonic()))
+            wake_at = min(next_full, deadline, time.monotonic() + MOVE_RECHECK_S if waiting else deadline)
+            events.wakeup.wait(max(0.0, wake_at - time.monotonic()))
     finally:
         for sub in subscriptions.values():
             sub.cancel()

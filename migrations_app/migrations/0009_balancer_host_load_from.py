@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('migrations_app', '0007_balancer'),
+        ('migrations_app', '0008_migration_job_timings'),
     ]
 
     operations = [

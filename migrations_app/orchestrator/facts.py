@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -36,14 +37,29 @@ def _slots(h: Hypervisor, exclude_job: int | None) -> tuple[int, int, int]:
     return counts["out"], counts["inc"], reserved
 
 
-def _live_host(uri: str, with_domains: bool):
-    """libvirt's part of a host snapshot (no DB access, so it can run in a thread)."""
+# At a job's start the target's bridges may come from this process's last look at them on the same
+# connection: a bridge is host configuration, not something a move changes, and the request's full
+# pre-flight asked for them moments earlier. (Asking again is a call per interface on the host: 40-80 ms
+# of the re-run on the loaded lab.) The source's bridges are no check's business.
+START_BRIDGES_MAX_AGE_S = 300.0
+
+
+def _live_host(uri: str, with_domains: bool, at_start: bool = False):
+    """libvirt's part of a host snapshot (no DB access, so it can run in a thread). `at_start`: only
+    what can have changed since the request (free memory, which domains the host has, that it
+    answers) is asked; see gather()."""
     try:
-        info = driver.host_info(uri)
-        doms = driver.list_domains(uri) if with_domains else []
+        age = (START_BRIDGES_MAX_AGE_S if with_domains else math.inf) if at_start else 0.0
+        info = driver.host_info(uri, bridges_max_age_s=age)
+        if not with_domains:
+            pairs: list[tuple[str, str]] = []
+        elif at_start:
+            pairs = driver.domain_names(uri)
+        else:
+            pairs = [(d.name, d.uuid) for d in driver.list_domains(uri)]
     except DriverError as err:
         return err
-    return info, tuple(d.name for d in doms), tuple(d.uuid for d in doms)
+    return info, tuple(name for name, _ in pairs), tuple(uuid for _, uuid in pairs)
 
 
 def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool = False, live=None) -> pf.HostSnap:
@@ -99,7 +115,7 @@ def guest_snap(guest: Guest, live: DomainInfo | None) -> pf.GuestSnap:
     return pf.GuestSnap(guest.name, str(guest.uuid), guest.power, guest.memory_mib, disks, nics)
 
 
-def _cpu(guest: Guest, source: Hypervisor, target: Hypervisor) -> tuple[str, str]:
+def _cpu(guest: Guest, source: Hypervisor, target: Hypervisor, remembered: bool = False) -> tuple[str, str]:
     """libvirt's verdict on the guest's own CPU on the target (not the hosts' CPUs: a guest with a
     baseline model moves between unlike hosts, one with a newer model may not move between like ones)."""
     try:
@@ -112,7 +128,7 @@ def _cpu(guest: Guest, source: Hypervisor, target: Hypervisor) -> tuple[str, str
             # The guest sees the source host's CPU itself: the target must offer all of it.
             result = driver.compare_cpu(target.uri, driver.host_cpu_xml(source.uri))
             return result, f"{cpu.mode}: {source.name}'s CPU on {target.name}"
-        verdict = driver.compare_guest_cpu(target.uri, cpu)
+        verdict = driver.compare_guest_cpu(target.uri, cpu, remembered=remembered)
         return verdict.result, verdict.message or f"the guest's CPU model on {target.name}"
     except DriverError as err:
         return "", err.message
@@ -142,16 +158,24 @@ def gather(
     exclude_job: int | None = None,
     source_snap: pf.HostSnap | None = None,
     live: DomainInfo | None | bool = False,
+    at_start: bool = False,
 ) -> pf.Facts:
     """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets.
 
     The libvirt questions (both hosts, the guest, the CPU comparison) go out in parallel: the
-    pre-flight sits on the request path and again at job start, so its latency is the operator's."""
+    pre-flight sits on the request path and again at job start, so its latency is the operator's.
+
+    `at_start` (the re-run when the job starts, moments after the request's full one): libvirt is asked
+    again only what can have changed since: the guest's state and devices, free memory and the
+    domains on the target, and that both hosts answer. What cannot change while a connection lasts
+    comes from the driver's connection cache: host UUIDs and versions (always), the target's verdict
+    on this guest CPU definition, and the target's bridges as this process saw them lately. Every
+    check still runs on the result."""
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
         f_live = pool.submit(_find, source.uri, str(guest.uuid)) if live is False else None
-        f_src = pool.submit(_live_host, source.uri, False) if source_snap is None else None
-        f_dst = pool.submit(_live_host, target.uri, True)
-        f_cpu = pool.submit(_cpu, guest, source, target)
+        f_src = pool.submit(_live_host, source.uri, False, at_start) if source_snap is None else None
+        f_dst = pool.submit(_live_host, target.uri, True, at_start)
+        f_cpu = pool.submit(_cpu, guest, source, target, at_start)
         f_comp = pool.submit(_compression, guest, source) if pf.wants_compression(kind, options) else None
         if f_live is not None:
             live = f_live.result()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -18,13 +19,16 @@ from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, JobStats, MigrationAborted, MigrationOptions
 from migrations_app.choices import Phase, State, TimeoutAction
 from migrations_app.models import MigrationJob
-from migrations_app.orchestrator import outcome
+from migrations_app.orchestrator import outcome, timing
 from migrations_app.orchestrator.progress import ProgressReporter
 from migrations_app.services import record_event
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.15  # >= 4 samples/s even when a jobStats call takes 50-100 ms
+# libvirt's job-completed event (the move's figures) arrives on the event thread about when
+# migrateToURI3 returns: wait for it this long before asking the hosts for the figures instead
+COMPLETED_EVENT_WAIT_S = 0.5
 CONTROL_EVERY_S = 0.5
 
 
@@ -108,39 +112,92 @@ class _Poller(threading.Thread):
                 record_event(self.job.pk, "control", f"completion timeout action failed: {err.message}")
 
 
-def run_live(job: MigrationJob, unsafe: bool) -> MigrationJob:
-    """Run the move and settle the job from libvirt's verdict. `job` is RUNNING and owned by us."""
+@dataclass
+class Prepared:
+    """What a live move needs from libvirt before it starts: the monitor connection with its event
+    callbacks feeding the reporter, and the connection the move itself runs on. Opened by `prepare`
+    while the pre-flight re-runs (opening and authenticating is the slow part); nothing in it changes
+    anything on a host, so a move the pre-flight then refuses only closes it."""
+
+    reporter: ProgressReporter
+    monitor: driver.MigrationMonitor | None = None
+    monitor_error: str = ""
+    events_error: str = ""
+    via: driver.MoveConnection | None = None
+
+    def close(self) -> None:
+        if self.via is not None:
+            self.via.close()
+        if self.monitor is not None:
+            self.monitor.close()
+
+
+def prepare(job: MigrationJob) -> Prepared:
+    """Open what `run_live` needs (no database access: it runs in a thread beside the pre-flight)."""
+    uuid, uri = str(job.guest_uuid), job.source.uri
+    ready = Prepared(ProgressReporter(job))
+    try:
+        ready.monitor = driver.MigrationMonitor(uri, uuid)
+    except DriverError as err:
+        ready.monitor_error = err.message
+        return ready
+    try:
+        ready.monitor.on_events(ready.reporter.on_libvirt_event)
+    except DriverError as err:
+        ready.events_error = err.message
+    try:
+        ready.via = driver.MoveConnection(uri)
+    except DriverError:
+        ready.via = None  # migrate() opens one itself and reports what libvirt says then
+    return ready
+
+
+def run_live(job: MigrationJob, unsafe: bool, prepared: Prepared | None = None) -> MigrationJob:
+    """Run the move and settle the job from libvirt's verdict. `job` is RUNNING and owned by us;
+    `prepared` (closed here) is what `prepare` opened ahead, else it is opened now."""
+    ready = prepared or prepare(job)
+    try:
+        return _run_live(job, unsafe, ready)
+    finally:
+        ready.close()
+
+
+def _run_live(job: MigrationJob, unsafe: bool, ready: Prepared) -> MigrationJob:
     uuid = str(job.guest_uuid)
     opts = driver_options(job, unsafe)
-    try:
-        monitor = driver.MigrationMonitor(job.source.uri, uuid)
-    except DriverError as err:
-        return outcome.settle(job.pk, error=f"cannot watch the move on {job.source.name}: {err.message}")
-    reporter = ProgressReporter(job)
+    monitor = ready.monitor
+    if monitor is None:
+        return outcome.settle(job.pk, error=f"cannot watch the move on {job.source.name}: {ready.monitor_error}")
+    reporter = ready.reporter
+    reporter.job = job  # the job as it is now (the reporter was made before the pre-flight re-run)
     poller = _Poller(job, monitor, reporter)
     error, aborted = "", False
     started = time.monotonic()
     try:
-        try:
-            monitor.on_events(reporter.on_libvirt_event)
-        except DriverError as err:
-            record_event(job.pk, "libvirt", f"no libvirt events ({err.message}); polling only")
-        job.phase = Phase.SETUP
-        MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.SETUP)
+        listening = not ready.events_error
+        if not listening:
+            record_event(job.pk, "libvirt", f"no libvirt events ({ready.events_error}); polling only")
+        if job.phase != Phase.SETUP:  # run.py writes it with the pre-flight's result
+            job.phase = Phase.SETUP
+            MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.SETUP)
         poller.start()
+        timing.mark(job.pk, "libvirt_start")
         try:
-            driver.migrate(job.source.uri, job.target.uri, uuid, opts)
+            driver.migrate(job.source.uri, job.target.uri, uuid, opts, via=ready.via)
         except MigrationAborted as err:
             error, aborted = err.message, True
         except DriverError as err:
             error = err.message
         finally:
+            timing.mark(job.pk, "libvirt_end")
             poller.stop.set()
             poller.join(timeout=5)
         total_ms = int((time.monotonic() - started) * 1000)
         if poller.timeout_note and error:
             error = f"{poller.timeout_note}: {error}"
         figures = {"total_ms": total_ms}
+        if listening and not error:
+            reporter.completed.wait(COMPLETED_EVENT_WAIT_S)
         done = reporter.completed_raw
         if done is None and not error:
             for uri in (job.target.uri, job.source.uri):
@@ -156,9 +213,12 @@ def run_live(job: MigrationJob, unsafe: bool) -> MigrationJob:
             figures["data_sent"] = int(done.get("data_processed") or 0) or None
         elif reporter.job.data_processed:
             figures["data_sent"] = reporter.job.data_processed
+        reporter.job.phase = Phase.VERIFYING
         if reporter.samples:
-            reporter.persist()
-        MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.VERIFYING)
-        return outcome.settle(job.pk, error=error, aborted=aborted, figures=figures)
+            reporter.persist()  # the last figures and the phase in one write
+        else:
+            MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.VERIFYING)
+        # the source's lifecycle events cut short settle's wait for a source QEMU still being torn down
+        return outcome.settle(job.pk, error=error, aborted=aborted, figures=figures, wake=reporter.lifecycle)
     finally:
-        monitor.close()
+        poller.stop.set()

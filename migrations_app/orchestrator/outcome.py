@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -15,6 +17,7 @@ from hosts.services import placement
 from migrations_app import services
 from migrations_app.choices import State, WhereGuestIs
 from migrations_app.models import MigrationJob
+from migrations_app.orchestrator import timing
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +55,23 @@ def _present(dom: DomainInfo | None, live: bool) -> bool:
     return not live and dom.persistent
 
 
+def _ask(uri: str, uuid: str) -> tuple[DomainInfo | None, str]:
+    try:
+        return driver.find_domain(uri, uuid), ""
+    except DriverError as err:
+        return None, err.message
+
+
 def locate(job: MigrationJob, live: bool | None = None) -> Location:
+    """Where libvirt says the guest is, both hosts asked at once (the verification is on the timed
+    path of every move; a host that hangs costs its own timeout, not the other's too)."""
     live = job.kind == "live" if live is None else live
-    found: dict[str, DomainInfo | None] = {}
-    errors: dict[str, str] = {}
-    for side, host in (("source", job.source), ("target", job.target)):
-        try:
-            found[side] = driver.find_domain(host.uri, str(job.guest_uuid))
-        except DriverError as err:
-            found[side], errors[side] = None, err.message
-    return place(found["source"], found["target"], errors, live)
+    uuid = str(job.guest_uuid)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="locate") as pool:
+        f_src, f_dst = pool.submit(_ask, job.source.uri, uuid), pool.submit(_ask, job.target.uri, uuid)
+        (src, src_err), (dst, dst_err) = f_src.result(), f_dst.result()
+    errors = {side: err for side, err in (("source", src_err), ("target", dst_err)) if err}
+    return place(src, dst, errors, live)
 
 
 def place(src: DomainInfo | None, dst: DomainInfo | None, errors: dict[str, str], live: bool) -> Location:
@@ -131,18 +141,33 @@ def settle(
     aborted: bool = False,
     figures: dict | None = None,
     reconciled: bool = False,
+    wake: threading.Event | None = None,
 ) -> MigrationJob:
     """Finish a job from libvirt's truth. SUCCEEDED only if `moved()`; CANCELLED if it was being cancelled
-    and the guest stayed; FAILED otherwise, with libvirt's message and where the guest is."""
+    and the guest stayed; FAILED otherwise, with libvirt's message and where the guest is.
+
+    `wake`: set by the caller when libvirt reports a lifecycle event of the guest (the live runner's
+    monitor), so a wait for a source QEMU being torn down ends as soon as libvirt says it changed."""
     job = MigrationJob.objects.select_related("source", "target", "requested_by", "cancelled_by").get(pk=job_id)
+    if wake is not None:
+        wake.clear()
     loc = locate(job)
     deadline = time.monotonic() + SETTLE_GRACE_S
     while not error and not moved(job, loc) and _tearing_down(loc) and time.monotonic() < deadline:
         # libvirt returned success while the source QEMU is still being killed (a paused transient
-        # leftover): give it a moment rather than calling a finished move a failure
-        time.sleep(0.25)
+        # leftover): give it a moment rather than calling a finished move a failure; ask again when
+        # libvirt reports the guest's next lifecycle event, or after 0.25 s at the latest
+        if wake is not None:
+            wake.wait(0.25)
+            wake.clear()
+        else:
+            time.sleep(0.25)
         loc = locate(job)
+    timing.mark(job_id, "verified")
     figures = {k: v for k, v in (figures or {}).items() if v is not None}
+    marks = timing.take(job_id)
+    if marks:
+        figures["timings"] = marks
     where_text = loc.describe(job)
     with transaction.atomic():
         state, where, error, message = ending(job, loc, error, aborted, where_text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -43,6 +44,8 @@ class ProgressReporter:
         self._clock = clock
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.completed_raw: dict | None = None
+        self.completed = threading.Event()  # set when libvirt's job-completed event arrives
+        self.lifecycle = threading.Event()  # set on each lifecycle event of the guest (cleared by the waiter)
         self.samples = 0
         self.pushed = 0
         self._last_db = -float("inf")  # the first sample is stored whatever the clock reads
@@ -52,6 +55,9 @@ class ProgressReporter:
     def on_libvirt_event(self, kind: str, data: dict) -> None:
         if kind == "completed":
             self.completed_raw = data
+            self.completed.set()
+        elif kind == "lifecycle":
+            self.lifecycle.set()
         self.events.put((kind, data))
 
     # --- called on the poll thread
@@ -136,4 +142,9 @@ class ProgressReporter:
         )
 
     def heartbeat(self) -> None:
+        """A sign of life for the reconciler, unless a progress copy (which carries one) was written
+        within DB_EVERY_S: during a move that is every time, and the write would take the database's
+        write lock on the cores the move needs for nothing."""
+        if self._clock() - self._last_db < DB_EVERY_S:
+            return
         MigrationJob.objects.filter(pk=self.job.pk).update(heartbeat_at=timezone.now(), phase=self.job.phase)

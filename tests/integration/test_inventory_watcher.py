@@ -99,3 +99,38 @@ def test_a_lease_left_by_a_dead_worker_of_this_machine_is_taken_at_once():
 
     WorkerLease.objects.filter(name=watcher.LEASE_NAME).update(holder=f"other-machine:{gone.pid}:x")
     assert watcher.take_lease(watcher.LEASE_NAME, f"{here}:{os.getpid()}:other") is False
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")  # a refresh pushes the topology
+def test_a_moving_guests_own_events_leave_its_host_alone_until_the_move_ends(tmp_path):
+    """A guest migration's lifecycle events are the move's (it records where the guest is when it
+    settles): they refresh nothing while the move runs, and the host is refreshed once it has ended."""
+    from hosts.models import InventoryRefreshStats
+
+    moving, other = NodeDomain("mov01"), NodeDomain("still01")
+    uri = write_node(tmp_path / "host-a.xml", [moving, other])
+    hv = Hypervisor.objects.create(name="hv-a", uri=uri)
+    runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 8, "interval_s": 60}, daemon=True)
+    runner.start()
+    try:
+        _wait_for(lambda: Guest.objects.filter(name="mov01", power="running").exists())
+        seen_at = Guest.objects.get(name="mov01").last_seen_at
+        _wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
+        Guest.objects.filter(name="mov01").update(migrating=True)  # what a guest migration's request does
+        refreshes = InventoryRefreshStats.objects.get(hypervisor=hv).refreshes
+
+        driver.suspend(uri, moving.uuid)  # an event of the moving guest
+        time.sleep(1.5)  # the watcher's debounce and recheck, several times over
+        assert InventoryRefreshStats.objects.get(hypervisor=hv).refreshes == refreshes
+
+        Guest.objects.filter(name="mov01").update(migrating=False)  # the move settled
+        _wait_for(lambda: InventoryRefreshStats.objects.get(hypervisor=hv).refreshes > refreshes)
+        assert Guest.objects.get(name="mov01").power == "paused"  # libvirt's word, once the move is over
+
+        # another guest's event on the same host is not held back by a move
+        Guest.objects.filter(name="mov01").update(migrating=True)
+        driver.suspend(uri, other.uuid)
+        _wait_for(lambda: Guest.objects.get(name="still01").power == "paused")
+    finally:
+        runner.join(12)
+    assert not runner.is_alive()

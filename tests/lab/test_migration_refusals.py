@@ -98,3 +98,47 @@ def test_guest_cpu_the_target_cannot_provide_refused_naming_the_features(mlab, l
         items = facts.checklist(guest, mlab.hv("hv-b"), "offline", {})
         cpu_item = next(i for i in items if i["key"] == "cpu")
         assert cpu_item["status"] == "warn" and "avx512f" in cpu_item["evidence"]
+
+
+def test_a_guest_shut_off_after_the_request_fails_the_pre_flight_at_start(mlab, lab, runner):
+    """The pre-flight re-runs when the worker takes the job, on what libvirt says then (the re-run asks
+    again only what can change, docs/migrations.md): a guest shut off between the request and the start
+    fails the job with the reason, and libvirt never moves it."""
+    from hosts.drivers import libvirt as driver
+
+    mlab.ensure_on("lab-g1", "hv-a")
+    uuid = lab.guest_uuids["lab-g1"]
+    runner.autostart = False
+    job = mlab.request("lab-g1", "hv-b")
+    driver.destroy(lab.uri("hv-a"), uuid)
+    runner.start(job.pk)
+    job = mlab.wait_done(job.pk)
+    assert job.state == "failed"
+    assert "pre-flight failed at start" in job.error and "a live move needs it running" in job.error
+    assert driver.find_domain(lab.uri("hv-a"), uuid).state == "shutoff"
+    assert driver.find_domain(lab.uri("hv-b"), uuid) is None
+    mlab.ensure_on("lab-g1", "hv-a")  # running again, as the lab boots it
+
+
+def test_memory_taken_after_the_request_fails_the_pre_flight_at_start(mlab, lab, runner):
+    """What the database says at start counts too: another move claiming the target's memory between
+    the request and the start fails the job, and the guest keeps running where it was."""
+    mlab.ensure_on("lab-g1", "hv-a")
+    mlab.ensure_on("lab-g2", "hv-a")
+    runner.autostart = False
+    job = mlab.request("lab-g1", "hv-b")
+    g2 = mlab.guest("lab-g2")
+    MigrationJob.objects.create(
+        guest=g2,
+        guest_name=g2.name,
+        guest_uuid=g2.uuid,
+        source=mlab.hv("hv-a"),
+        target=mlab.hv("hv-b"),
+        state="queued",
+        memory_mib=10**8,
+    )
+    runner.start(job.pk)
+    job = mlab.wait_done(job.pk)
+    assert job.state == "failed"
+    assert "pre-flight failed at start" in job.error and "reserved by moves in flight" in job.error
+    assert lab.running_on("lab-g1") == ["hv-a"]

@@ -57,3 +57,22 @@ def test_a_change_of_verdict_is_stored_at_once(reporter, monkeypatch):
     clock.now += 0.01
     rep.sample(stats(1 << 30, iteration=2), sampled_at_ms=2)
     assert len(stored) == 2 and rep.job.remaining_grew
+
+
+def test_a_heartbeat_just_after_a_progress_copy_writes_nothing(reporter, monkeypatch):
+    """The progress copy carries the heartbeat: a second write within DB_EVERY_S would only repeat it."""
+    rep, clock, _pushed, stored = reporter
+    beats = []
+    monkeypatch.setattr(progress.MigrationJob.objects, "filter", lambda **kw: beats.append(clock.now) or _NoWrite())
+    rep.sample(stats(1 << 30), sampled_at_ms=1)  # stored at once
+    clock.now += DB_EVERY_S / 2
+    rep.heartbeat()
+    assert beats == []
+    clock.now += DB_EVERY_S
+    rep.heartbeat()  # no copy for a while (e.g. libvirt still setting up): the heartbeat writes
+    assert beats == [clock.now]
+
+
+class _NoWrite:
+    def update(self, **fields):
+        assert "heartbeat_at" in fields

@@ -19,6 +19,7 @@ from .dirtyrate import dirty_rate, start_dirty_rate_calc
 from .domains import (
     Subscription,
     destroy,
+    domain_names,
     domain_xml,
     find_domain,
     get_domain,
@@ -33,6 +34,7 @@ from .host import compare_cpu, compare_guest_cpu, guest_cpu, host_cpu_xml, host_
 from .load import load_sample
 from .migration import (
     MigrationMonitor,
+    MoveConnection,
     abort_job,
     compression_cache,
     job_stats,
@@ -47,6 +49,7 @@ __all__ = [
     "KEEPALIVE_COUNT",
     "KEEPALIVE_INTERVAL_S",
     "MigrationMonitor",
+    "MoveConnection",
     "Subscription",
     "abort_job",
     "close_all",
@@ -55,6 +58,7 @@ __all__ = [
     "compression_cache",
     "destroy",
     "dirty_rate",
+    "domain_names",
     "domain_xml",
     "find_domain",
     "forget",

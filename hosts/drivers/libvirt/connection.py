@@ -31,6 +31,10 @@ _lock = threading.Lock()
 _cache: dict[str, libvirt.virConnect] = {}
 # host_info's unchanging part, per cached connection (host.py fills it; forget() drops it with the connection)
 _fixed: dict[str, tuple[libvirt.virConnect, dict[str, Any]]] = {}
+# the bridges host.py last asked on each cached connection: (connection, monotonic time, names)
+_bridges_seen: dict[str, tuple[libvirt.virConnect, float, tuple[str, ...]]] = {}
+# libvirt's verdicts on guest CPUs per cached connection (host.py): (connection, {cpu key: verdict})
+_verdicts: dict[str, tuple[libvirt.virConnect, dict[Any, Any]]] = {}
 _event_loop_started = False
 
 
@@ -153,6 +157,8 @@ def forget(uri: str) -> None:
     with _lock:
         conn = _cache.pop(uri, None)
         _fixed.pop(uri, None)
+        _bridges_seen.pop(uri, None)
+        _verdicts.pop(uri, None)
     if conn is not None:
         close_quietly(conn)
 

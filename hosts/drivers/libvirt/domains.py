@@ -39,6 +39,13 @@ def list_domains(uri: str) -> list[DomainInfo]:
     return infos
 
 
+def domain_names(uri: str) -> list[tuple[str, str]]:
+    """(name, UUID) of every domain defined or running on the host: one call, where list_domains asks
+    each domain for its state and definition too (the pre-flight at a job's start needs only these)."""
+    with calling(uri):
+        return [(dom.name(), dom.UUIDString()) for dom in cached(uri).listAllDomains(0)]
+
+
 def get_domain(uri: str, uuid: str) -> DomainInfo:
     with calling(uri):
         return _domain_info(lookup(cached(uri), uuid))

@@ -86,18 +86,50 @@ def migration_params(options: MigrationOptions, stream_uri: str) -> dict[str, An
     return params
 
 
-def migrate(src_uri: str, dst_uri: str, uuid: str, options: MigrationOptions) -> None:
+class MoveConnection:
+    """A connection of its own to a move's source, opened ahead of `migrate` (the orchestrator opens it
+    while the pre-flight re-runs, so the move does not wait for a connection and its authentication).
+    `migrate` takes it over and closes it; `close()` is for a move that does not happen."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._conn: libvirt.virConnect | None = open_connection(uri)
+
+    def take(self) -> libvirt.virConnect | None:
+        """The connection if it is still alive (it is the caller's then), else None."""
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except libvirt.libvirtError:
+            pass
+        if conn is not None:
+            close_quietly(conn)
+        return None
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            close_quietly(conn)
+
+
+def migrate(
+    src_uri: str, dst_uri: str, uuid: str, options: MigrationOptions, via: MoveConnection | None = None
+) -> None:
     """Move a domain from src to dst, peer-to-peer; blocks until libvirt says done.
 
-    Opens a connection of its own to the source, so progress polling (MigrationMonitor) and
-    controls never queue behind this call. Raises MigrationAborted when cancelled, MigrationFailed
-    with libvirt's message otherwise; HostUnreachable if the source cannot be reached at all.
+    Runs on a connection of its own to the source (`via`, opened ahead, or a new one), so progress
+    polling (MigrationMonitor) and controls never queue behind this call. Raises MigrationAborted
+    when cancelled, MigrationFailed with libvirt's message otherwise; HostUnreachable if the source
+    cannot be reached at all.
     """
     # Peer-to-peer: the *source libvirtd* opens dst_uri and hands migration_uri to QEMU, so both are
     # checked and rebuilt here, whatever the caller passed.
     dst = uris.checked(dst_uri)
     stream = uris.checked_migration_uri(options.migration_uri) if options.migration_uri else ""
-    conn = open_connection(src_uri)
+    conn = via.take() if via is not None and via.uri == src_uri else None
+    if conn is None:
+        conn = open_connection(src_uri)
     try:
         with calling(src_uri, migration=True):
             dom = lookup(conn, uuid)
@@ -116,6 +148,7 @@ class MigrationMonitor:
         self.uri, self.uuid = uri, str(uuid)
         self._conn = open_connection(uri)
         self._ids: list[int] = []
+        self._closed = False
         with calling(uri):
             self._dom = lookup(self._conn, self.uuid)
 
@@ -163,6 +196,10 @@ class MigrationMonitor:
                 self._ids.append(self._conn.domainEventRegisterAny(self._dom, event_id, fn, None))
 
     def close(self) -> None:
+        """Deregister the callbacks and close the connection; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         deregister_quietly(self._conn, self._ids)
         self._ids = []
         close_quietly(self._conn)
