@@ -115,7 +115,7 @@ def measure(per_host: int, runs: int) -> dict:
     # libvirt's test driver reports no free memory (the pre-flight would refuse every move): report what the
     # inventory says, as a real host would; every other pre-flight check asks the test driver as it is.
     real_host_info = facts.driver.host_info
-    facts.driver.host_info = lambda uri: replace(real_host_info(uri), memory_free_mib=40000)
+    facts.driver.host_info = lambda uri, **kw: replace(real_host_info(uri, **kw), memory_free_mib=40000)
     now = timezone.now()
     node_dir = Path(tempfile.mkdtemp(prefix="kvt-balancer-nodes."))
     t0 = time.perf_counter()

@@ -64,7 +64,9 @@ def cluster(tmp_path, monkeypatch):
     monkeypatch.setattr(services.admission, "_enqueue", enqueued.append)
     # libvirt's test driver reports no free memory; every other pre-flight check runs as it would
     real_host_info = facts.driver.host_info
-    monkeypatch.setattr(facts.driver, "host_info", lambda uri: replace(real_host_info(uri), memory_free_mib=12288))
+    monkeypatch.setattr(
+        facts.driver, "host_info", lambda uri, **kw: replace(real_host_info(uri, **kw), memory_free_mib=12288)
+    )
     names = {"bal-a": ["hot1", "hot2", "hot3", "hot4"], "bal-b": ["cool1"], "bal-c": []}
     hosts = {}
     for host, guests in names.items():

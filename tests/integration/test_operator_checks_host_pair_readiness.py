@@ -94,7 +94,7 @@ def test_each_host_is_asked_for_its_facts_once_not_once_per_pair(cluster, monkey
     asked: list[str] = []
     compared: list[tuple[str, str]] = []
     real, real_compare = driver.host_info, driver.compare_cpu
-    monkeypatch.setattr(driver, "host_info", lambda uri: asked.append(uri) or real(uri))
+    monkeypatch.setattr(driver, "host_info", lambda uri, **kw: asked.append(uri) or real(uri, **kw))
     monkeypatch.setattr(driver, "compare_cpu", lambda uri, xml: compared.append((uri, xml)) or real_compare(uri, xml))
     body = cluster["client"].get(reverse("api-hypervisor-readiness-list")).json()
     assert len(body["pairs"]) == 6 and sorted(asked) == sorted(h.uri for h in Hypervisor.objects.all())
