@@ -141,13 +141,21 @@ def _tail(log: Path | None, lines: int = 15) -> str:
     return f"\n--- last lines of {log} ---\n" + "\n".join(text)
 
 
-def listening_ports(ports: set[int]) -> list[str]:
-    """Lines of `ss -ltn` whose local port is one of `ports` (what `down` must leave empty)."""
+def listening_ports(ports: dict[int, frozenset[str] | None]) -> list[str]:
+    """Lines of `ss -ltn` on one of `ports` (what `down` must leave empty). A port mapped to addresses
+    counts only on those (or a wildcard): the migration ports are also ordinary ephemeral ports, and
+    another program's listener on 127.0.0.1 is not the lab's."""
     out = run(["ss", "-Hltn"], check=False).stdout
     found = []
     for line in out.splitlines():
         cols = line.split()
-        if len(cols) >= 4 and cols[3].rsplit(":", 1)[-1].isdigit() and int(cols[3].rsplit(":", 1)[-1]) in ports:
+        if len(cols) < 4 or not cols[3].rsplit(":", 1)[-1].isdigit():
+            continue
+        host, port = cols[3].rsplit(":", 1)
+        if int(port) not in ports:
+            continue
+        addresses = ports[int(port)]
+        if addresses is None or host in addresses or host in ("0.0.0.0", "*", "[::]"):
             found.append(line)
     return found
 

@@ -204,10 +204,11 @@ def stop_host(name: str, p: Paths | None = None) -> None:
         save_state(p, state)
 
 
-def lab_ports() -> set[int]:
-    ports = {NFS_PORT, MOUNTD_PORT, RPCBIND_PORT, LIBVIRT_TCP_PORT}
+def lab_ports() -> dict[int, frozenset[str] | None]:
+    """The ports the lab listens on: its services' on any address, each host's migration range on its own."""
+    ports: dict[int, frozenset[str] | None] = dict.fromkeys({NFS_PORT, MOUNTD_PORT, RPCBIND_PORT, LIBVIRT_TCP_PORT})
     for h in HOSTS:
-        ports |= set(range(h.migration_port_min, h.migration_port_max + 1))
+        ports.update(dict.fromkeys(range(h.migration_port_min, h.migration_port_max + 1), frozenset({h.address})))
     return ports
 
 
