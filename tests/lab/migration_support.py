@@ -134,26 +134,11 @@ def worker_command(job_id: int) -> list[str]:
 
 
 @contextmanager
-def extra_guest(
-    mlab: MigrationLab,
-    name: str,
-    host: str,
-    *,
-    cpu: str = "",
-    kernel_args: str = "",
-    start: bool = False,
-    fill: int = 16,
-    dirty: int = 0,
-    burn: int = 0,
-    disk: bool = True,
-    mac_suffix: int = 9,
-):
-    """A throwaway lab guest on `host` (lab_guest below), recorded in the inventory; yields its Guest row."""
+def extra_guest(mlab: MigrationLab, name: str, host: str, **spec):
+    """A throwaway lab guest on `host` (lab_guest below, which names the `spec` keywords), recorded in the
+    inventory; yields its Guest row."""
     try:
-        with lab_guest(
-            mlab.lab, name, host, cpu=cpu, kernel_args=kernel_args, start=start, fill=fill, dirty=dirty,
-            burn=burn, disk=disk, mac_suffix=mac_suffix,
-        ):  # fmt: skip
+        with lab_guest(mlab.lab, name, host, **spec):
             mlab.refresh()
             yield mlab.guest(name)
     finally:
