@@ -4,7 +4,7 @@ delivery log, and removes it after a confirmation; the server allows loopback we
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
 ADMIN_PASSWORD = "admin-password-4242"
 

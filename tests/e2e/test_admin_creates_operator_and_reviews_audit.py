@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
 ADMIN_PASSWORD = "admin-password-4242"
 NEW_PASSWORD = "Otter-Lantern-9917"

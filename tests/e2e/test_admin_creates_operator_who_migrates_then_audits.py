@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.lab_support import guest_on_hv_a, seed_lab, sign_in
 
-pytestmark = [pytest.mark.e2e, pytest.mark.lab]
+pytestmark = [pytest.mark.e2e, pytest.mark.lab, pytest.mark.once]
 
 ADMIN_PASSWORD = "admin-password-4242"
 OPERATOR_PASSWORD = "Kestrel-Harbour-5531"

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.lab_support import guest_on_hv_a, seed_lab, sign_in
 
-pytestmark = [pytest.mark.e2e, pytest.mark.lab]
+pytestmark = [pytest.mark.e2e, pytest.mark.lab, pytest.mark.once]
 
 PASSWORD = "charts-password-42"
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.lab_support import seed_lab, sign_in
 
-pytestmark = [pytest.mark.e2e, pytest.mark.lab]
+pytestmark = [pytest.mark.e2e, pytest.mark.lab, pytest.mark.once]
 
 PASSWORD = "balance-password-42"
 BURNERS = {"lab-burn1": 7, "lab-burn2": 8}

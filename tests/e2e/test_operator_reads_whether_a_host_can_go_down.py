@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.libvirt_nodes import NodeDomain, write_node
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 
 PASSWORD = "operator-password-42"
 IMAGES = "/var/lib/libvirt/images"

@@ -22,7 +22,7 @@ from tests.lab.balancer_support import (
     warm_up,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_hv_a_hot_for_the_hold_gets_a_proposal_to_hv_b_and_none_toward_it_in_maintenance(mlab, lab):

@@ -16,7 +16,7 @@ from hosts.models import Guest
 from hosts.services import dirty_rates
 from tests.lab.migration_support import extra_guest
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 @pytest.fixture

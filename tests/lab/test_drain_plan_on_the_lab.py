@@ -12,7 +12,7 @@ from accounts.models import AuditEvent
 from migrations_app.models import MigrationJob
 from migrations_app.services import drain
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_the_plan_for_hv_a_moves_two_guests_and_names_the_blocked_one(mlab, lab):

@@ -11,7 +11,7 @@ from knox.models import AuthToken
 
 from kvmctl.cli import main
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_kvmctl_moves_a_lab_guest_to_auto_and_waits(mlab, lab, live_server):

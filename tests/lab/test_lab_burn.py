@@ -10,7 +10,7 @@ from hosts import load
 from hosts.drivers import libvirt as driver
 from tests.lab.migration_support import extra_guest
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_a_guest_with_burn_1_uses_far_more_cpu_than_an_idle_one(mlab, lab):

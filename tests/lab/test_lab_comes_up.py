@@ -3,10 +3,14 @@
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import lab as kvmlab
 from hosts.drivers import libvirt as driver
 from lab.hypervisors import qemu_pids
 from lab.procs import start_time
+
+pytestmark = pytest.mark.once
 
 
 def test_lab_status_reports_every_process_running(lab):

@@ -2,7 +2,11 @@
 
 import time
 
+import pytest
+
 from hosts.drivers import libvirt as driver
+
+pytestmark = pytest.mark.once
 
 
 def _hosts_with(lab, name: str) -> dict[str, str]:

@@ -1,7 +1,11 @@
 """A plain libvirt live migration through the project's driver moves a lab guest, and it keeps running."""
 
+import pytest
+
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
+
+pytestmark = pytest.mark.once
 
 
 def test_live_migration_moves_guest_and_heartbeat_keeps_counting(lab):

@@ -2,8 +2,12 @@
 
 import time
 
+import pytest
+
 from hosts import load
 from hosts.drivers import libvirt as driver
+
+pytestmark = pytest.mark.once
 
 
 def test_a_qemu_host_reports_node_and_guest_counters_in_one_round(lab):

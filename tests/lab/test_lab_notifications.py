@@ -10,7 +10,7 @@ from notifications import signing
 from notifications.models import Delivery, Target
 from tests.webhook_receiver import Receiver
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 SECRET = "lab-webhook-secret"
 
 

@@ -13,6 +13,8 @@ from hosts.drivers.types import HostUnreachable
 from lab import nfs, security
 from lab.config import NFS_ADDRESS, Paths
 
+pytestmark = pytest.mark.once
+
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|/.*)$")
 
 

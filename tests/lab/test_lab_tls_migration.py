@@ -9,6 +9,8 @@ from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationFailed, MigrationOptions
 from lab import config, security
 
+pytestmark = pytest.mark.once
+
 GUEST = "lab-g2"
 
 

@@ -2,8 +2,12 @@
 
 import re
 
+import pytest
+
 from hosts.drivers import libvirt as driver
 from lab import config
+
+pytestmark = pytest.mark.once
 
 
 def test_set_workload_reboots_guest_with_new_fill_and_dirty(lab):

@@ -10,6 +10,8 @@ from hosts.drivers import libvirt as driver
 from hosts.drivers.types import MigrationOptions
 from lab import hypervisors, procs, service
 
+pytestmark = pytest.mark.once
+
 
 def test_down_leaves_nothing_running_or_listening_then_reset_restores_initial_placement(lab):
     if not lab.started and os.environ.get("CI", "").lower() != "true":

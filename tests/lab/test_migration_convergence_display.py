@@ -21,7 +21,7 @@ from migrations_app import events, services
 from migrations_app.models import MigrationJob
 from tests.lab.migration_support import extra_guest
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 WARNING = "Not converging"
 OLD_WARNING = "Remaining memory is growing"

@@ -6,7 +6,7 @@ from accounts.models import AuditEvent
 from hosts.drivers import libvirt as driver
 from migrations_app import services
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_completion_timeout_aborts_and_guest_stays_on_source(mlab, lab):
