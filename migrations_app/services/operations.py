@@ -16,6 +16,7 @@ Invariants kept here:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,27 +131,58 @@ def maintenance_enter(
             action="maintenance.confirmed", outcome="refused", params={"plan": plan_dict}, message=message, **audit
         )
         raise MigrationError(message)
+    return operation_open(
+        kind=OperationKind.DRAIN,
+        hypervisor=hypervisor,
+        plan=plan_dict,
+        stop_on_first_failure=stop_on_first_failure,
+        actor=actor,
+        source_ip=source_ip,
+        audit_action="maintenance.confirmed",
+        message=plan.verdict(),
+        in_transaction=lambda: placement.set_maintenance(hypervisor.pk, True),
+    )
+
+
+def operation_open(
+    *,
+    kind: str,
+    hypervisor: Hypervisor,
+    plan: dict[str, Any],
+    stop_on_first_failure: bool,
+    actor: Actor,
+    source_ip: str,
+    audit_action: str,
+    message: str,
+    in_transaction: Callable[[], object] | None = None,
+) -> Operation:
+    """Store a confirmed plan as an Operation and write its `audit_action` row (with the plan) in one
+    transaction, together with whatever `in_transaction` changes (a drain sets its host to maintenance);
+    then start its first children. One active operation per host (a database constraint): a second is
+    refused, audited as refused, and nothing of it is kept."""
+    audit: dict[str, Any] = dict(actor=actor, source_ip=source_ip, hypervisor=hypervisor.name)
     try:
         with transaction.atomic():
             op = Operation.objects.create(
-                kind=OperationKind.DRAIN,
+                kind=kind,
                 hypervisor=hypervisor,
-                plan=plan_dict,
+                plan=plan,
                 stop_on_first_failure=stop_on_first_failure,
-                requested_by_id=getattr(actor, "pk", None),  # require() let only a signed-in user through
+                requested_by_id=getattr(actor, "pk", None),  # the callers' require() let only a signed-in user in
                 requested_from_ip=source_ip,
             )
-            placement.set_maintenance(hypervisor.pk, True)
+            if in_transaction is not None:
+                in_transaction()
             audit_record(
-                action="maintenance.confirmed",
-                params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan_dict},
-                message=plan.verdict(),
+                action=audit_action,
+                params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan},
+                message=message,
                 **audit,
             )
     except IntegrityError as err:
-        message = f"{hypervisor.name} already has an operation in progress"
-        audit_record(action="maintenance.confirmed", outcome="refused", message=message, **audit)
-        raise MigrationError(message) from err
+        refusal = f"{hypervisor.name} already has an operation in progress"
+        audit_record(action=audit_action, outcome="refused", message=refusal, **audit)
+        raise MigrationError(refusal) from err
     operation_advance(op.pk)
     op.refresh_from_db()
     return op
