@@ -40,3 +40,12 @@ def progress_line(job: dict, width: int = 24) -> str:
     bar = "#" * (pct * width // 100)
     figures = f" {_mib(done)}/{_mib(total)} {_mib(rate)}/s{eta}" if total else ""
     return f"#{job['id']} [{bar:<{width}}] {pct:3d}%{figures} pass {job.get('iteration', 0)} {job['state']}   "
+
+
+def operation_line(op: dict, width: int = 24) -> str:
+    """`#7 [##########          ]  40% 2/5 done 1 running 2 waiting 0 failed ETA 40 s running`."""
+    p = op["progress"]
+    bar = "#" * (p["percent"] * width // 100)
+    eta = f" ETA {p['eta_s']} s" if p.get("eta_s") is not None else ""
+    counts = f"{p['done']}/{p['total']} done {p['running']} running {p['waiting']} waiting {p['failed']} failed"
+    return f"#{op['id']} [{bar:<{width}}] {p['percent']:3d}% {counts}{eta} {op['state']}   "
