@@ -13,13 +13,12 @@ import datetime as dt
 import os
 import re
 import sys
-import time
 
 import httpx
 
 from kvmctl import maintenance
 from kvmctl.client import ApiError, Client
-from kvmctl.output import print_json, progress_line, table
+from kvmctl.output import follow, print_json, progress_line, table
 from kvmctl.refs import guest_id, host_id
 
 TERMINAL = {"succeeded", "failed", "cancelled"}  # migrations_app.choices.TERMINAL_STATES
@@ -204,15 +203,10 @@ def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict
 
 
 def _follow(api: Client, job_id: int, quiet: bool, interval: float) -> dict:
-    while True:
-        job = api.get(f"migrations/{job_id}/")
-        if not quiet and sys.stderr.isatty():
-            print("\r" + progress_line(job), end="", file=sys.stderr, flush=True)
-        if job["state"] in TERMINAL:
-            if not quiet and sys.stderr.isatty():
-                print(file=sys.stderr)
-            return job
-        time.sleep(interval)
+    def ended(job: dict) -> bool:
+        return job["state"] in TERMINAL
+
+    return follow(lambda: api.get(f"migrations/{job_id}/"), ended, progress_line, quiet, interval)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -5,10 +5,9 @@ cancel). Each verb is a call or two to the REST API; the dashboard decides, kvmc
 from __future__ import annotations
 
 import sys
-import time
 
 from kvmctl.client import ApiError, Client
-from kvmctl.output import operation_line, table
+from kvmctl.output import follow, operation_line, table
 from kvmctl.refs import host_id
 
 ENDED = {"done", "incomplete", "cancelled"}  # migrations_app.choices.OperationState's terminal states
@@ -126,18 +125,14 @@ def _follow(api: Client, op_id: int, quiet: bool, interval: float = 1.0) -> dict
     """Poll the operation until it ends, a progress line on a terminal's stderr. Ctrl-C stops following
     only: the operation goes on."""
     try:
-        while True:
-            op = api.get(f"operations/{op_id}/")
-            if not quiet and sys.stderr.isatty():
-                print("\r" + operation_line(op), end="", file=sys.stderr, flush=True)
-            if op["state"] in ENDED:
-                if not quiet and sys.stderr.isatty():
-                    print(file=sys.stderr)
-                return op
-            time.sleep(interval)
+        return follow(lambda: api.get(f"operations/{op_id}/"), _ended, operation_line, quiet, interval)
     except KeyboardInterrupt:
         print(f"\nstill running: kvmctl operation show {op_id} --watch", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _ended(op: dict) -> bool:
+    return op["state"] in ENDED
 
 
 def _control(name: str):
@@ -160,18 +155,19 @@ def add_verbs(nouns, verb) -> None:
 
     mt = nouns.add_parser("maintenance", help="enter or leave maintenance (a host's guests moved away and back)")
     mt_verbs = mt.add_subparsers(dest="verb", required=True)
-    e = verb(mt_verbs, "enter", cmd_enter, "show the drain plan, ask, then run it as an operation")
-    e.add_argument("host", help="hypervisor id or name")
-    e.add_argument("--stop-on-failure", action="store_true", help="no further move starts after one fails")
+
+    def host_verb(name: str, func, help_: str, stop_help: str = "no further move starts after one fails"):
+        v = verb(mt_verbs, name, func, help_)
+        v.add_argument("host", help="hypervisor id or name")
+        v.add_argument("--stop-on-failure", action="store_true", help=stop_help)
+        return v
+
+    e = host_verb("enter", cmd_enter, "show the drain plan, ask, then run it as an operation")
     e.add_argument("--force", action="store_true", help="move the movable guests even if some cannot move")
     e.add_argument("--yes", action="store_true", help="do not ask (the plan is not shown)")
-    x = verb(mt_verbs, "exit", cmd_exit, "leave maintenance and list the guests the last drain moved away")
-    x.add_argument("host", help="hypervisor id or name")
+    x = host_verb("exit", cmd_exit, "leave maintenance, list the guests moved away", "with --return: as for enter")
     x.add_argument("--return", dest="return_guests", action="store_true", help="bring those guests back")
-    x.add_argument("--stop-on-failure", action="store_true", help="with --return: stop after a failed move")
-    r = verb(mt_verbs, "return", cmd_return, "bring the guests of the last drain back, as one operation")
-    r.add_argument("host", help="hypervisor id or name")
-    r.add_argument("--stop-on-failure", action="store_true", help="no further move starts after one fails")
+    host_verb("return", cmd_return, "bring the guests of the last drain back, as one operation")
 
     op = nouns.add_parser("operation", help="a maintenance operation: show, follow, pause, resume, cancel")
     op_verbs = op.add_subparsers(dest="verb", required=True)

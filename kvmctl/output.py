@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from time import sleep
 
 
 def print_json(data, stream=None) -> None:
@@ -49,3 +51,18 @@ def operation_line(op: dict, width: int = 24) -> str:
     eta = f" ETA {p['eta_s']} s" if p.get("eta_s") is not None else ""
     counts = f"{p['done']}/{p['total']} done {p['running']} running {p['waiting']} waiting {p['failed']} failed"
     return f"#{op['id']} [{bar:<{width}}] {p['percent']:3d}% {counts}{eta} {op['state']}   "
+
+
+def follow(
+    get: Callable[[], dict], ended: Callable[[dict], bool], line: Callable[[dict], str], quiet: bool, interval: float
+) -> dict:
+    """Poll `get` until `ended` says so, redrawing `line` of each answer on a terminal's stderr."""
+    while True:
+        data = get()
+        if not quiet and sys.stderr.isatty():
+            print("\r" + line(data), end="", file=sys.stderr, flush=True)
+        if ended(data):
+            if not quiet and sys.stderr.isatty():
+                print(file=sys.stderr)
+            return data
+        sleep(interval)

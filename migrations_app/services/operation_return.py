@@ -80,13 +80,4 @@ def return_start(
     if refusal:
         audit_record(action="maintenance.return_confirmed", outcome="refused", message=refusal, **audit)
         raise MigrationError(refusal)
-    return operation_open(
-        kind=OperationKind.RETURN,
-        hypervisor=hypervisor,
-        plan=plan,
-        stop_on_first_failure=stop_on_first_failure,
-        actor=actor,
-        source_ip=source_ip,
-        audit_action="maintenance.return_confirmed",
-        message=plan["verdict"],
-    )
+    return operation_open(OperationKind.RETURN, hypervisor, plan, stop_on_first_failure, actor, source_ip)

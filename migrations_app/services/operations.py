@@ -16,7 +16,6 @@ Invariants kept here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,35 +130,26 @@ def maintenance_enter(
             action="maintenance.confirmed", outcome="refused", params={"plan": plan_dict}, message=message, **audit
         )
         raise MigrationError(message)
-    return operation_open(
-        kind=OperationKind.DRAIN,
-        hypervisor=hypervisor,
-        plan=plan_dict,
-        stop_on_first_failure=stop_on_first_failure,
-        actor=actor,
-        source_ip=source_ip,
-        audit_action="maintenance.confirmed",
-        message=plan.verdict(),
-        in_transaction=lambda: placement.set_maintenance(hypervisor.pk, True),
-    )
+    return operation_open(OperationKind.DRAIN, hypervisor, plan_dict, stop_on_first_failure, actor, source_ip)
+
+
+# The audit action of each kind's confirmation (a balance round's operation is the balancer's, not confirmed here).
+CONFIRMED = {OperationKind.DRAIN: "maintenance.confirmed", OperationKind.RETURN: "maintenance.return_confirmed"}
 
 
 def operation_open(
-    *,
-    kind: str,
+    kind: OperationKind,
     hypervisor: Hypervisor,
     plan: dict[str, Any],
     stop_on_first_failure: bool,
     actor: Actor,
     source_ip: str,
-    audit_action: str,
-    message: str,
-    in_transaction: Callable[[], object] | None = None,
 ) -> Operation:
-    """Store a confirmed plan as an Operation and write its `audit_action` row (with the plan) in one
-    transaction, together with whatever `in_transaction` changes (a drain sets its host to maintenance);
-    then start its first children. One active operation per host (a database constraint): a second is
-    refused, audited as refused, and nothing of it is kept."""
+    """Store a confirmed plan (a drain's or a return's) as an Operation and write its confirmation audit row
+    with the plan in one transaction; a drain also sets its host to maintenance in it. Then start the first
+    children. One active operation per host (a database constraint): a second is refused, audited as
+    refused, and nothing of it is kept."""
+    audit_action = CONFIRMED[kind]
     audit: dict[str, Any] = dict(actor=actor, source_ip=source_ip, hypervisor=hypervisor.name)
     try:
         with transaction.atomic():
@@ -171,12 +161,12 @@ def operation_open(
                 requested_by_id=getattr(actor, "pk", None),  # the callers' require() let only a signed-in user in
                 requested_from_ip=source_ip,
             )
-            if in_transaction is not None:
-                in_transaction()
+            if kind == OperationKind.DRAIN:
+                placement.set_maintenance(hypervisor.pk, True)
             audit_record(
                 action=audit_action,
                 params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan},
-                message=message,
+                message=plan["verdict"],
                 **audit,
             )
     except IntegrityError as err:

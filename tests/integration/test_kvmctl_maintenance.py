@@ -12,7 +12,7 @@ import pytest
 
 from hosts.models import Guest, Hypervisor, StorageServer
 from hosts.services import placement
-from kvmctl import maintenance
+from kvmctl import output
 from migrations_app import services
 from migrations_app.models import MigrationJob, Operation
 from tests.factories import make_user
@@ -81,7 +81,7 @@ def test_watch_follows_the_operation_until_the_host_is_empty(kvmctl, hosts, monk
     op_id = json.loads(out)["id"]
     polls = []
     # each pause between two polls, the worker finishes a move (and the operation starts the next)
-    monkeypatch.setattr(maintenance.time, "sleep", lambda s: (polls.append(s), _end_next_move()))
+    monkeypatch.setattr(output, "sleep", lambda s: (polls.append(s), _end_next_move()))
     code, out, err = kvmctl("operation", "show", str(op_id), "--watch")
     assert code == 0, err
     assert len(polls) == 3 and out.startswith(f"operation #{op_id} drain of mk-a: done")
