@@ -13,32 +13,15 @@ import datetime as dt
 import os
 import re
 import sys
-import time
 
 import httpx
 
+from kvmctl import maintenance
 from kvmctl.client import ApiError, Client
-from kvmctl.output import print_json, progress_line, table
+from kvmctl.output import follow, print_json, progress_line, table
+from kvmctl.refs import guest_id, host_id
 
 TERMINAL = {"succeeded", "failed", "cancelled"}  # migrations_app.choices.TERMINAL_STATES
-
-
-def _guest_id(api: Client, ref: str) -> int:
-    if ref.isdigit():
-        return int(ref)
-    matches = [g for g in api.all("guests/", q=ref) if g["name"] == ref]
-    if len(matches) != 1:
-        raise ApiError(404, {"title": "Not Found", "detail": f"no single guest named {ref!r}"})
-    return matches[0]["id"]
-
-
-def _host_id(api: Client, ref: str) -> int:
-    if ref.isdigit():
-        return int(ref)
-    matches = [h for h in api.all("hypervisors/") if h["name"] == ref]
-    if not matches:
-        raise ApiError(404, {"title": "Not Found", "detail": f"no hypervisor named {ref!r}"})
-    return matches[0]["id"]
 
 
 def cmd_hypervisors(api: Client, args) -> object:
@@ -52,25 +35,25 @@ def cmd_storage(api: Client, args) -> object:
 
 
 def cmd_guests(api: Client, args) -> object:
-    host = _host_id(api, args.host) if args.host else None
+    host = host_id(api, args.host) if args.host else None
     rows = api.all("guests/", q=args.name, hypervisor=host, power=args.power)
     return rows, table(rows, ["id", "name", "hypervisor_name", "power", "vcpus", "memory_mib", "migrating"])
 
 
 def cmd_guest(api: Client, args) -> object:
-    guest = api.get(f"guests/{_guest_id(api, args.guest)}/")
+    guest = api.get(f"guests/{guest_id(api, args.guest)}/")
     return guest, table([guest], list(guest))
 
 
 def cmd_power(api: Client, args) -> object:
     if args.action == "destroy" and not args.yes:
         raise ApiError(400, {"detail": "forcing a guest off loses what it has not written: add --yes"})
-    guest = api.post(f"guests/{_guest_id(api, args.guest)}/power/", {"action": args.action, "confirm": args.yes})
+    guest = api.post(f"guests/{guest_id(api, args.guest)}/power/", {"action": args.action, "confirm": args.yes})
     return guest, f"{guest['name']}: libvirt reports {guest['power']}"
 
 
 def cmd_targets(api: Client, args) -> object:
-    rows = api.get(f"guests/{_guest_id(api, args.guest)}/targets/", kind="offline" if args.offline else "live")
+    rows = api.get(f"guests/{guest_id(api, args.guest)}/targets/", kind="offline" if args.offline else "live")
     lines = []
     for row in rows:
         lines.append(f"{row['target_name']}: {row['verdict']}")
@@ -173,32 +156,8 @@ def cmd_audit(api: Client, args) -> object:
     return rows, table(rows, columns)
 
 
-def cmd_drain(api: Client, args) -> object:
-    """The drain plan of a host: where each guest would go, how, how long; nothing moves."""
-    if not args.dry_run:
-        raise ApiError(400, {"detail": "kvmctl drain shows the plan only: add --dry-run"})
-    plan = api.get(f"hypervisors/{_host_id(api, args.host)}/drain-plan/")
-    rows = [
-        {
-            "#": m["position"],
-            "guest": m["guest"],
-            "to": m["target"],
-            "mode": m["mode"],
-            "predicted": m["prediction"]["summary"],
-            "starts_at_s": m["start_s"],
-        }
-        for m in plan["moves"]
-    ]
-    lines = [f"{plan['source']}: {plan['verdict']}"]
-    if rows:
-        lines += ["", table(rows, ["#", "guest", "to", "mode", "predicted", "starts_at_s"])]
-    for b in plan["blocked"]:
-        lines += ["", f"cannot move {b['guest']}:"] + [f"  {reason}" for reason in b["reasons"]]
-    return plan, "\n".join(lines)
-
-
 def cmd_proposals(api: Client, args) -> object:
-    host = _host_id(api, args.host) if args.host else None
+    host = host_id(api, args.host) if args.host else None
     rows = api.all("balancer/proposals/", state=args.state, hypervisor=host)
     return rows, table(rows, ["id", "state", "headline", "predicted_s", "why"])
 
@@ -244,15 +203,10 @@ def _watch(api: Client, job_id: int, quiet: bool, interval: float = 0.5) -> dict
 
 
 def _follow(api: Client, job_id: int, quiet: bool, interval: float) -> dict:
-    while True:
-        job = api.get(f"migrations/{job_id}/")
-        if not quiet and sys.stderr.isatty():
-            print("\r" + progress_line(job), end="", file=sys.stderr, flush=True)
-        if job["state"] in TERMINAL:
-            if not quiet and sys.stderr.isatty():
-                print(file=sys.stderr)
-            return job
-        time.sleep(interval)
+    def ended(job: dict) -> bool:
+        return job["state"] in TERMINAL
+
+    return follow(lambda: api.get(f"migrations/{job_id}/"), ended, progress_line, quiet, interval)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -308,9 +262,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     verb(top, "watch", cmd_watch, "follow a guest migration until it ends").add_argument("id", type=int)
     verb(top, "readiness", cmd_readiness, "which hosts can take each other's guests (every pair's checks)")
-    d = verb(top, "drain", cmd_drain, "the plan for emptying a host: targets, modes, predictions, blockers")
-    d.add_argument("host", help="hypervisor id or name")
-    d.add_argument("--dry-run", action="store_true", help="show the plan (required: nothing moves)")
+    maintenance.add_verbs(top, verb)
     pr = verb(top, "proposals", cmd_proposals, "the load balancer's proposals (docs/balancing.md)")
     pr.add_argument("--host", help="moves off or onto this hypervisor (id or name)")
     pr.add_argument("--state", default="proposed", choices=["proposed", "applied", "dismissed", "expired"])

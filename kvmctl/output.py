@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from time import sleep
 
 
 def print_json(data, stream=None) -> None:
@@ -40,3 +42,27 @@ def progress_line(job: dict, width: int = 24) -> str:
     bar = "#" * (pct * width // 100)
     figures = f" {_mib(done)}/{_mib(total)} {_mib(rate)}/s{eta}" if total else ""
     return f"#{job['id']} [{bar:<{width}}] {pct:3d}%{figures} pass {job.get('iteration', 0)} {job['state']}   "
+
+
+def operation_line(op: dict, width: int = 24) -> str:
+    """`#7 [##########          ]  40% 2/5 done 1 running 2 waiting 0 failed ETA 40 s running`."""
+    p = op["progress"]
+    bar = "#" * (p["percent"] * width // 100)
+    eta = f" ETA {p['eta_s']} s" if p.get("eta_s") is not None else ""
+    counts = f"{p['done']}/{p['total']} done {p['running']} running {p['waiting']} waiting {p['failed']} failed"
+    return f"#{op['id']} [{bar:<{width}}] {p['percent']:3d}% {counts}{eta} {op['state']}   "
+
+
+def follow(
+    get: Callable[[], dict], ended: Callable[[dict], bool], line: Callable[[dict], str], quiet: bool, interval: float
+) -> dict:
+    """Poll `get` until `ended` says so, redrawing `line` of each answer on a terminal's stderr."""
+    while True:
+        data = get()
+        if not quiet and sys.stderr.isatty():
+            print("\r" + line(data), end="", file=sys.stderr, flush=True)
+        if ended(data):
+            if not quiet and sys.stderr.isatty():
+                print(file=sys.stderr)
+            return data
+        sleep(interval)

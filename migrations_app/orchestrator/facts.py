@@ -142,7 +142,8 @@ def _compression(guest: Guest, source: Hypervisor) -> tuple[int | None, str]:
         return None, err.message
 
 
-def _find(uri: str, uuid: str) -> DomainInfo | None:
+def find_domain(uri: str, uuid: str) -> DomainInfo | None:
+    """libvirt's view of the guest on `uri`, or None where it has no such domain or does not answer."""
     try:
         return driver.get_domain(uri, uuid)
     except DriverError:
@@ -159,8 +160,10 @@ def gather(
     source_snap: pf.HostSnap | None = None,
     live: DomainInfo | None | bool = False,
     at_start: bool = False,
+    target_snap: pf.HostSnap | None = None,
 ) -> pf.Facts:
-    """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets.
+    """Facts for one (guest, target); `source_snap`/`live` let the form reuse them across targets, and
+    `target_snap` (taken `with_domains`) lets a drain plan reuse a target's across its guests.
 
     The libvirt questions (both hosts, the guest, the CPU comparison) go out in parallel: the
     pre-flight sits on the request path and again at job start, so its latency is the operator's.
@@ -172,15 +175,15 @@ def gather(
     on this guest CPU definition, and the target's bridges as this process saw them lately. Every
     check still runs on the result."""
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
-        f_live = pool.submit(_find, source.uri, str(guest.uuid)) if live is False else None
+        f_live = pool.submit(find_domain, source.uri, str(guest.uuid)) if live is False else None
         f_src = pool.submit(_live_host, source.uri, False, at_start) if source_snap is None else None
-        f_dst = pool.submit(_live_host, target.uri, True, at_start)
+        f_dst = pool.submit(_live_host, target.uri, True, at_start) if target_snap is None else None
         f_cpu = pool.submit(_cpu, guest, source, target, at_start)
         f_comp = pool.submit(_compression, guest, source) if pf.wants_compression(kind, options) else None
         if f_live is not None:
             live = f_live.result()
         src = source_snap or host_snap(source, exclude_job, live=f_src.result())
-        dst = host_snap(target, exclude_job, with_domains=True, live=f_dst.result())
+        dst = target_snap or host_snap(target, exclude_job, with_domains=True, live=f_dst.result())
         cpu_result, cpu_message = f_cpu.result()
         compression_cache, compression_error = f_comp.result() if f_comp else (None, "")
     if not (src.reachable and dst.reachable):
@@ -242,6 +245,19 @@ def _host_cpu_xml(uri: str) -> tuple[str, str]:
         return driver.host_cpu_xml(uri), ""
     except DriverError as err:
         return "", err.message
+
+
+def host_snaps(hosts: list[Hypervisor], with_domains: bool = False) -> dict[int, pf.HostSnap]:
+    """Each host's snapshot, asked once per host and in parallel (a drain plan judges every guest
+    against the same targets)."""
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts)), thread_name_prefix="host-snaps") as pool:
+        lives = [pool.submit(_live_host, h.uri, with_domains) for h in hosts]
+        return {
+            h.pk: host_snap(h, with_domains=with_domains, live=live.result())
+            for h, live in zip(hosts, lives, strict=True)
+        }
 
 
 def host_facts(hosts: list[Hypervisor]) -> dict[int, tuple[pf.HostSnap, tuple[str, str]]]:

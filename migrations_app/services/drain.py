@@ -44,14 +44,22 @@ def drain_plan(hypervisor: Hypervisor, policy: DrainPolicy | None = None) -> Dra
     guests = list(Guest.objects.filter(hypervisor=hypervisor).prefetch_related("disks", "nics").order_by("name"))
     others = list(Hypervisor.objects.exclude(pk=hypervisor.pk).prefetch_related("storage_servers").order_by("name"))
     source_snap = facts.host_snap(hypervisor)
+    # libvirt is asked about each target once per plan, not once per guest: every guest is judged against
+    # the same snapshot (its free memory, domains, bridges), as the planner books memory against one figure
+    target_snaps = facts.host_snaps(others, with_domains=True)
     guest_facts: list[GuestFacts] = []
     refusals: dict[tuple[int, int], str] = {}
     for guest in guests:
         kind = Kind.LIVE if guest.power in (Guest.Power.RUNNING, Guest.Power.PAUSED) else Kind.OFFLINE
         failed: dict[str, dict[int, str]] = {}  # check key -> target pk -> what it said
+        live = facts.find_domain(hypervisor.uri, str(guest.uuid))  # the guest as its host sees it, once
         for target in others:
             options = normalize_options(kind, {"tls": hypervisor.migration_tls and target.migration_tls})
-            for item in pf.run_checks(facts.gather(guest, hypervisor, target, kind, options, source_snap=source_snap)):
+            gathered = facts.gather(
+                guest, hypervisor, target, kind, options,
+                source_snap=source_snap, live=live, target_snap=target_snaps[target.pk],
+            )  # fmt: skip
+            for item in pf.run_checks(gathered):
                 if item.status == pf.FAIL and item.key not in PLANNED_BY_THE_PLANNER:
                     failed.setdefault(item.key, {})[target.pk] = _said(item)
         blockers, live_blockers = [], []
@@ -78,7 +86,7 @@ def drain_plan(hypervisor: Hypervisor, policy: DrainPolicy | None = None) -> Dra
                 live_blockers=tuple(live_blockers),
             )
         )
-    targets = [_target(hypervisor, t) for t in others]
+    targets = [_target(hypervisor, t, target_snaps[t.pk]) for t in others]
     return plan_drain(hypervisor.name, guest_facts, targets, policy, refusals)
 
 
@@ -144,8 +152,7 @@ def _power(power: str) -> str:
     return "shutoff"
 
 
-def _target(source: Hypervisor, target: Hypervisor) -> TargetFacts:
-    snap = facts.host_snap(target)
+def _target(source: Hypervisor, target: Hypervisor, snap: pf.HostSnap) -> TargetFacts:
     recent = predictions.recent_link_speeds(source, target)
     in_flight = MigrationJob.objects.filter(target=target, state__in=[State.PENDING, State.QUEUED, State.RUNNING])
     return TargetFacts(

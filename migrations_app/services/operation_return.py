@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 from accounts.audit import audit_record
 from accounts.types import Actor
@@ -26,7 +25,7 @@ from migrations_app.services import predictions
 from migrations_app.services.audit import require
 from migrations_app.services.errors import MigrationError
 from migrations_app.services.operation_controls import reverse_plan
-from migrations_app.services.operations import operation_advance
+from migrations_app.services.operations import operation_open
 
 
 def return_plan(hypervisor: Hypervisor) -> dict[str, Any]:
@@ -81,26 +80,4 @@ def return_start(
     if refusal:
         audit_record(action="maintenance.return_confirmed", outcome="refused", message=refusal, **audit)
         raise MigrationError(refusal)
-    try:
-        with transaction.atomic():
-            op = Operation.objects.create(
-                kind=OperationKind.RETURN,
-                hypervisor=hypervisor,
-                plan=plan,
-                stop_on_first_failure=stop_on_first_failure,
-                requested_by_id=getattr(actor, "pk", None),  # require() let only a signed-in user through
-                requested_from_ip=source_ip,
-            )
-            audit_record(
-                action="maintenance.return_confirmed",
-                params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan},
-                message=plan["verdict"],
-                **audit,
-            )
-    except IntegrityError as err:
-        message = f"{hypervisor.name} already has an operation in progress"
-        audit_record(action="maintenance.return_confirmed", outcome="refused", message=message, **audit)
-        raise MigrationError(message) from err
-    operation_advance(op.pk)
-    op.refresh_from_db()
-    return op
+    return operation_open(OperationKind.RETURN, hypervisor, plan, stop_on_first_failure, actor, source_ip)

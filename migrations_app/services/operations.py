@@ -130,27 +130,49 @@ def maintenance_enter(
             action="maintenance.confirmed", outcome="refused", params={"plan": plan_dict}, message=message, **audit
         )
         raise MigrationError(message)
+    return operation_open(OperationKind.DRAIN, hypervisor, plan_dict, stop_on_first_failure, actor, source_ip)
+
+
+# The audit action of each kind's confirmation (a balance round's operation is the balancer's, not confirmed here).
+CONFIRMED = {OperationKind.DRAIN: "maintenance.confirmed", OperationKind.RETURN: "maintenance.return_confirmed"}
+
+
+def operation_open(
+    kind: OperationKind,
+    hypervisor: Hypervisor,
+    plan: dict[str, Any],
+    stop_on_first_failure: bool,
+    actor: Actor,
+    source_ip: str,
+) -> Operation:
+    """Store a confirmed plan (a drain's or a return's) as an Operation and write its confirmation audit row
+    with the plan in one transaction; a drain also sets its host to maintenance in it. Then start the first
+    children. One active operation per host (a database constraint): a second is refused, audited as
+    refused, and nothing of it is kept."""
+    audit_action = CONFIRMED[kind]
+    audit: dict[str, Any] = dict(actor=actor, source_ip=source_ip, hypervisor=hypervisor.name)
     try:
         with transaction.atomic():
             op = Operation.objects.create(
-                kind=OperationKind.DRAIN,
+                kind=kind,
                 hypervisor=hypervisor,
-                plan=plan_dict,
+                plan=plan,
                 stop_on_first_failure=stop_on_first_failure,
-                requested_by_id=getattr(actor, "pk", None),  # require() let only a signed-in user through
+                requested_by_id=getattr(actor, "pk", None),  # the callers' require() let only a signed-in user in
                 requested_from_ip=source_ip,
             )
-            placement.set_maintenance(hypervisor.pk, True)
+            if kind == OperationKind.DRAIN:
+                placement.set_maintenance(hypervisor.pk, True)
             audit_record(
-                action="maintenance.confirmed",
-                params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan_dict},
-                message=plan.verdict(),
+                action=audit_action,
+                params={"operation_id": op.pk, "stop_on_first_failure": stop_on_first_failure, "plan": plan},
+                message=plan["verdict"],
                 **audit,
             )
     except IntegrityError as err:
-        message = f"{hypervisor.name} already has an operation in progress"
-        audit_record(action="maintenance.confirmed", outcome="refused", message=message, **audit)
-        raise MigrationError(message) from err
+        refusal = f"{hypervisor.name} already has an operation in progress"
+        audit_record(action=audit_action, outcome="refused", message=refusal, **audit)
+        raise MigrationError(refusal) from err
     operation_advance(op.pk)
     op.refresh_from_db()
     return op

@@ -1,28 +1,24 @@
 """`kvmctl migrate lab-g1 --to auto --wait` on the real lab: exit 0 and the guest on the other host
 according to libvirt; a refused move exits 1 with the pre-flight's reason. kvmctl talks HTTP to
-pytest-django's live server; the job runs on this process's runner thread, as the other lab tests."""
+pytest-django's live server; the job runs on this process's runner thread, as the other lab tests.
+`kvmctl drain hv-a --dry-run` and `maintenance enter hv-a` on the lab: the plan, and no move while a guest
+cannot leave."""
 
 import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from knox.models import AuthToken
 
-from kvmctl.cli import main
+from hosts.models import Hypervisor
+from migrations_app.models import MigrationJob, Operation
+from tests.kvmctl_support import kvmctl_as
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.once]
 
 
 def test_kvmctl_moves_a_lab_guest_to_auto_and_waits(mlab, lab, live_server):
     mlab.ensure_on("lab-g1", "hv-a")
-    _, token = AuthToken.objects.create(user=mlab.operator)
-
-    def kvmctl(*argv):
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main(["--url", live_server.url, "--token", token, *argv])
-        return code, out.getvalue(), err.getvalue()
+    kvmctl = kvmctl_as(mlab.operator, live_server.url)
 
     code, out, err = kvmctl("migrate", "lab-g1", "--to", "auto", "--wait")
     assert code == 0, err
@@ -41,3 +37,33 @@ def test_kvmctl_moves_a_lab_guest_to_auto_and_waits(mlab, lab, live_server):
     assert code == 1 and out == ""
     assert "pre-flight refused the move" in err and "br-a-only" in err
     assert lab.running_on("lab-g3") == ["hv-a"]
+
+
+def _row(table: str, guest: str) -> list[str]:
+    return next(line.split() for line in table.splitlines() if line.split()[1:2] == [guest])
+
+
+def test_kvmctl_shows_hv_as_drain_plan_and_enters_maintenance_only_when_every_guest_can_move(
+    mlab, lab, live_server, monkeypatch
+):
+    """lab-g3 is on br-a-only, a bridge hv-b lacks: the plan says so, a declined confirmation changes
+    nothing, and a confirmed one without --force is refused naming lab-g3. No guest moves."""
+    mlab.ensure_on("lab-g1", "hv-a")
+    mlab.ensure_on("lab-g3", "hv-a")
+    mlab.refresh()
+    kvmctl = kvmctl_as(mlab.operator, live_server.url)
+
+    code, out, err = kvmctl("drain", "hv-a", "--dry-run")
+    assert code == 0, err
+    assert out.startswith("hv-a: no, because lab-g3") and "cannot move lab-g3:" in out and "br-a-only" in out
+    assert _row(out, "lab-g1")[2:4] == ["hv-b", "live"]  # its row of the table: #, guest, to, mode
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code, out, err = kvmctl("maintenance", "enter", "hv-a")
+    assert code == 1 and _row(err, "lab-g1")[2:4] == ["hv-b", "live"] and "not confirmed" in err
+    code, _, err = kvmctl("maintenance", "enter", "hv-a", "--yes", "--json")
+    assert code == 1 and "cannot leave hv-a" in json.loads(err)["detail"] and "lab-g3" in json.loads(err)["detail"]
+
+    assert Hypervisor.objects.get(name="hv-a").state != "maintenance"
+    assert not Operation.objects.exists() and not MigrationJob.objects.exists()
+    assert lab.running_on("lab-g1") == ["hv-a"] and lab.running_on("lab-g3") == ["hv-a"]  # libvirt's word
