@@ -22,6 +22,7 @@ import threading
 from collections import Counter
 
 from asgiref.sync import async_to_sync
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from django.contrib.sessions.models import Session
 from django.utils import timezone
@@ -120,6 +121,18 @@ class PermissionCheckedMixin:
 
     required_perm: Perm = Perm.VIEW_CLUSTER
     _user_group: str | None = None
+    # Handlers that only forward what a push carries and never touch the database. channels runs
+    # close_old_connections before every handler, on the process's one thread for sync code: with 200
+    # sockets on a page each push queued 200 hops there, and delivery fell behind (bench/fanout.py).
+    # Set on the consumer or a mixin after this one (no default here: it would hide the mixin's).
+    forward_only: frozenset[str]
+
+    async def dispatch(self, message):
+        name = get_handler_name(message)
+        if name in getattr(self, "forward_only", ()):
+            await getattr(self, name)(message)
+            return
+        await super().dispatch(message)
 
     async def connect(self):
         user = self.scope.get("user")

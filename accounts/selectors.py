@@ -74,6 +74,11 @@ def audit_page(
     )
 
 
+def latest_event(action: str, *, guest_uuid: str) -> AuditEvent | None:
+    """The newest row of `action` about one guest (e.g. its last restart on failure), or None."""
+    return AuditEvent.objects.filter(action=action, guest_uuid=guest_uuid).order_by("-id").first()
+
+
 def known_actors() -> list[str]:
     """Usernames for the filter's suggestions (users, not a DISTINCT over the audit table)."""
     return list(get_user_model().objects.order_by("username").values_list("username", flat=True)[:500])

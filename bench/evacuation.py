@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lab_guests import move_all, throwaway_guests, virsh_move, where  # noqa: E402
+from bench.processes import start_worker, stop_group  # noqa: E402
 
 
 def setup(data_dir: str, limit: int) -> None:
@@ -149,17 +148,9 @@ def main() -> int:
             hv_a = Hypervisor.objects.get(name="hv-a")
             uuids = [str(u) for u in hv_a.guests.filter(name__in=moved).values_list("uuid", flat=True)]
             assert len(uuids) == len(moved), f"the inventory sees {len(uuids)} of {moved} on hv-a"
-            worker = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=dict(os.environ),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
             # The cluster forks its workers, each warms itself (imports, first renders, libvirt connections)
             # and the start-up reconciler runs: a first operation right away waited ~3 s for all that.
-            time.sleep(10)
+            worker = start_worker(warm_s=10)
 
             def through_dashboard(run: int) -> str:
                 registry.refresh_inventory()
@@ -231,11 +222,7 @@ def main() -> int:
                     print(f"note: {err} (a TCG guest hung after its moves, docs/lab.md)", flush=True)
     finally:
         if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)  # the qcluster we started, and its forked workers
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+            stop_group(worker)  # the qcluster we started, and its forked workers
         move_all(["lab-g2"], "hv-b")
         offline_to("lab-gcache", "hv-a")
         for name in own:  # the lab's workload again, as it boots them

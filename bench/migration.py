@@ -1,7 +1,7 @@
 """Benchmark guest migrations through the dashboard against bare libvirt, on the real two-host lab.
 
     .venv/bin/python bench/migration.py [--runs 5] [--guest lab-g1] [--fill 150] [--bandwidth 112]
-                                        [--floor-runs 10]
+                                        [--floor-runs 10] [--busy-core]
 
 Needs the lab (`python manage.py lab up`). Uses a throwaway embedded-profile database and starts its
 own django-q2 worker (`manage.py qcluster`, stopped by PID at the end). Interleaves --runs pairs of
@@ -22,6 +22,9 @@ Two workloads, so that neither figure hides the other:
   reference  --runs pairs with the guest rebooted holding --fill MiB (the lab's reference
              workload, 150 MiB, docs/lab.md) over a --bandwidth cap (112 MiB/s: what a 1 GbE
              migration link carries, as between the reference lab's hosts). This is the last line.
+--busy-core keeps one core busy for the whole run (a `python -c 'while 1: pass'` started by the bench and
+stopped by its PID), to show the cost under a deliberate background load. The load average is printed
+at the start and the end of each workload.
 Afterwards the guest must still be alive (five more heartbeats, no panic or reboot on its console), and
 gets its usual workload back. Last line, exactly:
 
@@ -36,7 +39,8 @@ Each workload also prints the medians of the phases of (a), from the worker's ma
 (MigrationJob.timings, epoch ms) and the bench's own clock: request (the request path: pre-flight, up
 to the job row), pickup (job row -> task body entered: commit, enqueue, broker), claim, pre-flight
 re-run, setup (-> migrateToURI3 called), libvirt (libvirt's job), verification (libvirt's call returned
--> where the guest is, from libvirt), settle + push (-> the terminal websocket message received here).
+-> where the guest is, from libvirt), settle + push (-> the terminal websocket message received here);
+beside them worker_cpu, the CPU time the worker's processes (qcluster and its forks) used during the move.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ import argparse
 import asyncio
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +58,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.processes import start_worker, stop_group  # noqa: E402
 
 
 def p95(values: list[float]) -> float:
@@ -83,11 +89,29 @@ def phases(marks: dict[str, float]) -> dict[str, float]:
     return {name: marks[b] - marks[a] for name, a, b in PHASES if a in marks and b in marks}
 
 
+def group_cpu_ms(pgid: int) -> float:
+    """CPU time (user + system, ms) of the live processes of a process group: the bench's worker
+    (`qcluster`, started in a session of its own) and the processes it forks."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...; utime stime are 12 and 13
+            total += int(fields[11]) + int(fields[12])
+    return 1000 * total / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%H:%M:%S', time.gmtime())} UTC, load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def setup(data_dir: str):
     os.environ["KVMCLUSTER_DATA_DIR"] = data_dir
     os.environ.setdefault("KVMCLUSTER_LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmcluster.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -142,6 +166,7 @@ def main() -> int:
     ap.add_argument("--fill", type=int, default=150, help="MiB the guest holds in the reference workload")
     ap.add_argument("--bandwidth", type=int, default=112, help="MiB/s cap for both in the reference (0 = none)")
     ap.add_argument("--floor-runs", type=int, default=10, help="pairs of the floor workload (0 = skip)")
+    ap.add_argument("--busy-core", action="store_true", help="keep one core busy during the run")
     args = ap.parse_args()
     data_dir = tempfile.mkdtemp(prefix="kvmcluster-bench-migration-")
     if os.environ.get("DATABASE_URL"):
@@ -198,7 +223,9 @@ def main() -> int:
         registry.refresh_inventory()
         guest = Guest.objects.get(name=args.guest)
         target = Hypervisor.objects.exclude(pk=guest.hypervisor_id).get(name__in=["hv-a", "hv-b"])
+        cpu0 = group_cpu_ms(worker.pid)
         job_id, wall, got, marks = asyncio.run(dashboard_move(guest, target, bandwidth))
+        worker_cpu = group_cpu_ms(worker.pid) - cpu0  # the move's, and what the worker did meanwhile
         job = MigrationJob.objects.get(pk=job_id)
         if job.state != "succeeded":
             raise SystemExit(f"{label}: dashboard move #{job_id} {job.state}: {job.error}")
@@ -215,6 +242,7 @@ def main() -> int:
         in_worker = (job.finished_at - job.started_at).total_seconds()
         # the job row's insert (requested_at): the worker may pick the job up before migration_request returns
         durations = phases(marks | job.timings | {"job_row": job.requested_at.timestamp() * 1000})
+        durations["worker_cpu"] = worker_cpu
         out.add_phases(durations)
         steps = " ".join(f"{k}={v:.0f}" for k, v in durations.items())
         return (
@@ -252,34 +280,30 @@ def main() -> int:
             print(f"{label} run {run}: {a} | {b}", flush=True)
         return out
 
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(3)  # the cluster forks its workers
+    worker = start_worker(warm_s=3)  # the cluster forks its workers
+    busy = subprocess.Popen([sys.executable, "-c", "while 1: pass"]) if args.busy_core else None
     spec = guest_spec(args.guest)
     try:
         if args.floor_runs:
+            print(f"floor: start, {load()}{', one core kept busy' if busy else ''}", flush=True)
             floor = run_pairs("floor", args.floor_runs, bandwidth=0)
+            print(f"floor: end, {load()}", flush=True)
             print(f"floor: {spec.fill} MiB in use, unlimited loopback: {floor.medians()}", flush=True)
             print(f"floor: {floor.phase_medians()}", flush=True)
             print(f"floor: migration {floor.summary()}", flush=True)
         print(f"reference: rebooting {args.guest} holding {args.fill} MiB", flush=True)
         lab.set_workload(args.guest, fill=args.fill, dirty=0)
         since = lab.console_offset(args.guest)
+        print(f"reference: start, {load()}{', one core kept busy' if busy else ''}", flush=True)
         reference = run_pairs("reference", args.runs, bandwidth=args.bandwidth)
+        print(f"reference: end, {load()}", flush=True)
         beat = lab.assert_kept_running(args.guest, since)  # moved 2 x runs times and still alive
         print(f"reference: {args.guest} still beating after {2 * args.runs} moves (heartbeat {beat})", flush=True)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)  # the qcluster we started, and its forked workers
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        if busy is not None:
+            busy.kill()  # by its PID: the busy loop we started
+            busy.wait()
+        stop_group(worker)  # the qcluster we started, and its forked workers
         lab.set_workload(args.guest, fill=spec.fill, dirty=spec.dirty, wait=False)  # as the lab boots it
     cap = f"{args.bandwidth} MiB/s" if args.bandwidth else "unlimited"
     print(f"reference: {args.fill} MiB in use, {cap}: {reference.medians()}", flush=True)

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.lab_guests import throwaway_guests, where  # noqa: E402
+from bench.processes import start_worker, stop_group  # noqa: E402
 
 GUEST = "lab-gpredict"
 
@@ -118,15 +117,7 @@ def main() -> int:
         driver.start(uri, uuid)
         lab_guests.wait_heartbeat(GUEST, after_offset=mark, timeout=120)
 
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(3)  # the cluster forks its workers
+    worker = start_worker(warm_s=3)  # the cluster forks its workers
     rows: list[tuple[int, int, bool, bool, float, float]] = []
     try:
         with throwaway_guests([GUEST], "hv-a", fill=args.fill, disk=False):
@@ -156,11 +147,7 @@ def main() -> int:
                     if converged and dirty:
                         reboot_where_it_is()  # a busy guest's moved copy is at risk under TCG (docs/lab.md)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)  # the qcluster we started, and its forked workers
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_group(worker)  # the qcluster we started, and its forked workers
     ok = sum(1 for r in rows if r[2] == r[3])
     errors = [abs(r[4] - r[5]) / r[5] * 100 for r in rows if r[2] and r[3] and r[5] > 0]
     median = statistics.median(errors) if errors else float("nan")

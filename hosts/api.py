@@ -17,7 +17,7 @@ from accounts.permissions import user_can
 from accounts.roles import Perm
 from hosts import selectors
 from hosts.models import Guest, Hypervisor, StorageServer
-from hosts.services import power
+from hosts.services import ha, power
 from kvmcluster.api.base import ApiViewSet
 from kvmcluster.api.problems import Conflict
 
@@ -53,7 +53,7 @@ class GuestSerializer(serializers.ModelSerializer):
         model = Guest
         fields = [
             "id", "uuid", "name", "hypervisor", "hypervisor_name", "power", "persistent", "vcpus", "memory_mib",
-            "migrating", "last_seen_at",
+            "migrating", "recovering", "last_seen_at", "lease", "ha_restart", "ha_priority",
         ]  # fmt: skip
 
 
@@ -70,6 +70,13 @@ class PowerSerializer(serializers.Serializer):
     confirm = serializers.BooleanField(default=False, help_text="Required for destroy (force off), as on the page.")
 
 
+class HaSerializer(serializers.Serializer):
+    restart = serializers.BooleanField(help_text="Restart the guest on a healthy host when its host fails.")
+    priority = serializers.IntegerField(
+        default=0, min_value=ha.PRIORITY_MIN, max_value=ha.PRIORITY_MAX, help_text="Higher restarts first."
+    )
+
+
 class StorageServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     perms = READ
     serializer_class = StorageServerSerializer
@@ -84,7 +91,7 @@ class HypervisorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
 @extend_schema(parameters=[GuestQuery])
 class GuestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    perms = {**READ, "power": Perm.POWER_GUESTS}
+    perms = {**READ, "power": Perm.POWER_GUESTS, "ha": Perm.POWER_GUESTS}
     serializer_class = GuestSerializer
 
     def get_queryset(self):
@@ -120,4 +127,26 @@ class GuestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
             )
         except power.PowerRefused as err:
             raise Conflict(err.message) from err
+        return Response(GuestSerializer(guest).data)
+
+    @extend_schema(
+        request=HaSerializer,
+        responses={200: GuestSerializer, 409: OpenApiResponse(description="the guest fails the pre-flight for it")},
+    )
+    @action(detail=True, methods=["post"])
+    def ha(self, request, pk=None):
+        """Restart on failure and its priority; refused (409, the failing checks) without a lease or shared storage."""
+        body = HaSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            guest = ha.guest_ha_set(
+                guest=self.get_object(),
+                restart=body.validated_data["restart"],
+                priority=body.validated_data["priority"],
+                actor=request.user,
+                source_ip=request_ip(request),
+            )
+        except ha.HaRefused as err:
+            failed = [{"name": c.name, "status": "fail", "detail": c.detail} for c in err.checks]
+            raise Conflict("; ".join(err.reasons), checks=failed) from err
         return Response(GuestSerializer(guest).data)

@@ -17,6 +17,7 @@ class TopologyConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
     """
 
     required_perm = Perm.VIEW_CLUSTER
+    forward_only = frozenset({"topology_update"})
 
     async def on_authorized(self):
         await self.channel_layer.group_add(events.TOPOLOGY_GROUP, self.channel_name)

@@ -69,7 +69,14 @@ def guests_changed(ids: Iterable[int]) -> None:
 
 
 def render_guest_move(
-    guest_id: int, *, guest_name: str, percent: int | None, target_name: str, job_url: str, oob: bool = True
+    guest_id: int,
+    *,
+    guest_name: str,
+    percent: int | None,
+    target_name: str,
+    job_url: str,
+    oob: bool = True,
+    sampled_at_ms: int | None = None,
 ) -> str:
     """The move indicator of one guest for every place it appears (row and chip), as pushed."""
     ctx = {
@@ -79,6 +86,7 @@ def render_guest_move(
         "target_name": target_name,
         "job_url": job_url,
         "oob": oob,
+        "sampled_at_ms": sampled_at_ms,
     }
     return "".join(
         render_to_string("hosts/components/guest_move.html#badge", {**ctx, "place": place}).strip()
@@ -86,15 +94,29 @@ def render_guest_move(
     )
 
 
-def guest_move_progress(guest_id: int, *, guest_name: str, percent: int | None, target_name: str, job_url: str) -> None:
-    """One progress sample of a guest's move, into its row and chip. `percent` None: no figure yet.
+def guest_move_progress(
+    guest_id: int,
+    *,
+    guest_name: str,
+    percent: int | None,
+    target_name: str,
+    job_url: str,
+    sampled_at_ms: int | None = None,
+) -> None:
+    """One progress sample of a guest's move, into its row and chip. `percent` None: no figure yet;
+    `sampled_at_ms`: when libvirt gave it (carried as data-sampled-at, as on the job page's card).
 
     Only the two small indicators travel, not the row: samples come several times a second. Best
     effort like every send here: it never raises into the guest migration that reports progress.
     """
     try:
         html = render_guest_move(
-            guest_id, guest_name=guest_name, percent=percent, target_name=target_name, job_url=job_url
+            guest_id,
+            guest_name=guest_name,
+            percent=percent,
+            target_name=target_name,
+            job_url=job_url,
+            sampled_at_ms=sampled_at_ms,
         )
     except Exception:
         log.exception("could not render the move of guest %s", guest_id)

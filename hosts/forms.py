@@ -50,7 +50,7 @@ class HypervisorForm(forms.ModelForm):
 
     class Meta:
         model = Hypervisor
-        fields = ["name", "uri", "migration_address", "migration_tls", "storage_servers"]
+        fields = ["name", "uri", "migration_address", "migration_tls", "ha_host_id", "storage_servers"]
         labels = {"uri": "libvirt URI", "storage_servers": "Storage servers mounted"}
         widgets = {
             "name": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
@@ -131,3 +131,15 @@ class StorageServerForm(forms.ModelForm):
 
     def clean_mount_path(self) -> str:
         return self._absolute("mount_path")
+
+
+class GuestHaForm(forms.Form):
+    """The guest page's redundancy panel (and the API's body): restart on failure, and its priority."""
+
+    restart = forms.BooleanField(required=False, label="Restart on a healthy host when its host fails")
+    priority = forms.IntegerField(
+        required=False, initial=0, min_value=-1000, max_value=1000, label="Priority (higher restarts first)"
+    )
+
+    def clean_priority(self) -> int:
+        return self.cleaned_data.get("priority") or 0

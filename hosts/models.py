@@ -68,6 +68,11 @@ class Hypervisor(models.Model):
         OFFLINE = "offline", "Offline"
         MAINTENANCE = "maintenance", "Maintenance"
 
+    class Health(models.TextChoices):
+        HEALTHY = "healthy", "Healthy"
+        SUSPECT = "suspect", "Suspect: libvirt does not answer"
+        FAILED = "failed", "Failed"
+
     name = models.CharField(max_length=64, unique=True)
     uri = models.CharField(max_length=255, unique=True, help_text="libvirt URI, e.g. qemu+tcp://10.0.0.2/system")
     migration_address = models.CharField(
@@ -92,6 +97,18 @@ class Hypervisor(models.Model):
     )
     storage_servers = models.ManyToManyField(StorageServer, blank=True, related_name="hypervisors")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Failure detection (docs/ha.md, hosts/ha_detection.py): written only by hosts.services.ha_detection.
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.HEALTHY)
+    health_since = models.DateTimeField(null=True, blank=True, help_text="When the current health began.")
+    health_note = models.CharField(max_length=255, blank=True, help_text="Why the host has its health.")
+    ha_host_id = models.PositiveIntegerField(
+        "Lockspace host id",
+        null=True,
+        blank=True,
+        help_text="This host's id in the sanlock lockspace (qemu-sanlock.conf host_id): whose lease renewals to watch.",
+    )
+    lease_stamp = models.BigIntegerField(null=True, blank=True, help_text="Its lockspace lease's last timestamp seen.")
+    lease_progress_at = models.DateTimeField(null=True, blank=True, help_text="When that timestamp last moved.")
 
     class Meta:
         ordering = ["name"]
@@ -143,10 +160,22 @@ class Guest(models.Model):
     vcpus = models.PositiveIntegerField(default=1)
     memory_mib = models.PositiveBigIntegerField(default=0)
     migrating = models.BooleanField(default=False, help_text="Set while a guest migration owns this guest.")
+    # Set (with `migrating`) while an HA recovery restarts the guest on a healthy host after its host
+    # failed: the topology and the guest page say "recovering" rather than "moving" (docs/ha.md, section 4).
+    recovering = models.BooleanField(default=False, help_text="Set while HA recovery restarts this guest elsewhere.")
+    recovering_by = models.CharField(max_length=128, blank=True, help_text="The worker restarting it (its label).")
+    recovering_since = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     # libvirt's last page-sampling measurement (hosts.services.dirty_rates): what predictions use
     dirty_rate_mibps = models.FloatField(null=True, blank=True)
     dirty_rate_at = models.DateTimeField(null=True, blank=True)
+    # Redundancy (docs/ha.md): the lock manager's lease libvirt reports for the guest ("lockspace/key" of
+    # its first <lease>, blank when it has none), and whether to restart it elsewhere when its host fails.
+    lease = models.CharField(max_length=255, blank=True)
+    ha_restart = models.BooleanField(default=False, help_text="Restart on a healthy host when its host fails.")
+    ha_priority = models.IntegerField(default=0, help_text="Higher restarts first when a host fails.")
+    # The definition to restart it from when its host no longer answers (read when the flag was set).
+    definition_xml = models.TextField(blank=True)
 
     class Meta:
         ordering = ["name"]

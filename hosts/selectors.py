@@ -12,7 +12,21 @@ from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
 from django.db import connections
-from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value, Window
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Coalesce, Greatest, RowNumber
 
 from hosts.load_selectors import latest_cpu_pct
@@ -49,7 +63,17 @@ _DISKS = Prefetch(
     ),
     to_attr="disk_list",
 )
-_GUEST_FIELDS = ("uuid", "name", "hypervisor_id", "power", "vcpus", "memory_mib", "migrating", "persistent")
+_GUEST_FIELDS = (
+    "uuid",
+    "name",
+    "hypervisor_id",
+    "power",
+    "vcpus",
+    "memory_mib",
+    "migrating",
+    "recovering",
+    "persistent",
+)
 
 
 @dataclass
@@ -101,6 +125,7 @@ class HostCard:
     chips: list[Chip]
     guest_count: int
     running_count: int
+    recovering_count: int = 0  # guests an HA recovery is restarting elsewhere (counted on failed hosts only)
 
     @property
     def more(self) -> int:
@@ -150,6 +175,12 @@ def _hypervisors() -> QuerySet[Hypervisor]:
     return Hypervisor.objects.annotate(
         guest_count=_guest_count(),
         running_count=_guest_count(power=Guest.Power.RUNNING),
+        # Only a failed host has guests being recovered: the CASE spares every other host the subquery.
+        recovering_count=Case(
+            When(health=Hypervisor.Health.FAILED, then=_guest_count(recovering=True)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
         measured_cpu_pct=latest_cpu_pct(),  # a subquery: no extra query per host
     ).prefetch_related(
         Prefetch("storage_servers", queryset=StorageServer.objects.only("name", "protocol"), to_attr="mounts")
@@ -167,6 +198,7 @@ class Chip:
     memory_mib: int
     migrating: bool
     hypervisor_id: int
+    recovering: bool = False
     storage: StorageSummary = field(default_factory=StorageSummary)
 
 
@@ -180,7 +212,7 @@ class _Disk:
     storage_server_id: int | None
 
 
-_CHIP_COLUMNS = ("pk", "name", "power", "vcpus", "memory_mib", "migrating", "hypervisor_id")
+_CHIP_COLUMNS = ("pk", "name", "power", "vcpus", "memory_mib", "migrating", "hypervisor_id", "recovering")
 # SQLite refuses more than 500 SELECTs in one compound statement; beyond that use the window query.
 UNION_MAX_HOSTS = 400
 
@@ -286,7 +318,7 @@ def topology(*, hypervisor_ids: list[int] | None = None, chips_per_host: int = C
         hosts = list(_hypervisors().filter(pk__in=hypervisor_ids)) if hypervisor_ids else []
         summary = _summary_by_aggregate()
         chips = _chips([h.pk for h in hosts], chips_per_host, servers)
-    cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count) for h in hosts]
+    cards = [HostCard(h, chips.get(h.pk, []), h.guest_count, h.running_count, h.recovering_count) for h in hosts]
     return Topology(storage_servers=storage, cards=cards, summary=summary)
 
 
@@ -348,7 +380,7 @@ def hypervisor_list() -> list[Hypervisor]:
 def hypervisor_detail(pk: int) -> HostCard:
     """The host with its counts and mounts (guests come from guest_page(hypervisor_id=pk))."""
     host = _hypervisors().get(pk=pk)
-    return HostCard(host, [], host.guest_count, host.running_count)
+    return HostCard(host, [], host.guest_count, host.running_count, host.recovering_count)
 
 
 # ---------------------------------------------------------------------------------- storage servers

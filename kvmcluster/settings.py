@@ -117,14 +117,22 @@ def _sqlite(name: str) -> dict:
 
 
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # conn_health_checks: a connection kept across requests or tasks is pinged before reuse, so a
+    # PostgreSQL restart costs one failed statement at most, not every request until conn_max_age ends
+    # (docs/deploy.md, "When PostgreSQL or Redis restarts").
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
     DATABASES = {"default": _sqlite("kvmcluster.sqlite3")}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis pub/sub: a group message is one PUBLISH that each web process fans out to its own
+            # sockets. The core layer stores it once per socket and the web process reads each copy back
+            # with a Redis round trip: with 200 viewers of one page, p95 delivery 177 ms against 66 ms
+            # (bench/fanout.py, docs/benchmarks.md). What pub/sub gives up (a push sent while Redis is
+            # away is lost) is in docs/deploy.md, "Redis and the live pages".
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("KVMCLUSTER_CHANNEL_PREFIX", "kvmcluster")},
         }
     }
@@ -247,7 +255,21 @@ KVMLAB_DIR = Path(os.environ.get("KVMLAB_DIR", "/tmp/kvmlab"))
 AUDIT_ANCHOR_FILE = Path(os.environ.get("KVMCLUSTER_AUDIT_ANCHOR_FILE", DATA_DIR / "audit-anchors.log"))
 AUDIT_ANCHOR_EVERY = int(os.environ.get("KVMCLUSTER_AUDIT_ANCHOR_EVERY", "100"))
 # Seconds between scheduled inventory refreshes of every hypervisor.
+# This worker node's name in leases and on the jobs it runs (kvmcluster.workers; docs/deploy.md, "Adding a
+# worker node"). Empty: the machine's host name.
+WORKER_NAME = os.environ.get("KVMCLUSTER_WORKER_NAME", "")
 INVENTORY_REFRESH_SECONDS = int(os.environ.get("KVMCLUSTER_REFRESH_SECONDS", "5"))
+# Failure detection (docs/ha.md): a host libvirt does not answer is suspect; it is failed once this long
+# has passed with no answer *and* no renewal of its lease in the sanlock lockspace HA_LOCKSPACE
+# ("<lockspace name>:<path of the lockspace file>", readable from this machine; empty: no second signal,
+# so no host is ever declared failed on its own). Default: sanlock's dead-host time at its default io timeout
+# of 10 s (8 x 10 + 60 s): a failed host's leases are free then, so the restart starts at once. Shorter, the
+# restart only waits inside sanlock, and libvirt on the target (and the watcher asking it) waits with it.
+HA_GRACE_SECONDS = int(os.environ.get("KVMCLUSTER_HA_GRACE_SECONDS", "140"))
+HA_LOCKSPACE = os.environ.get("KVMCLUSTER_HA_LOCKSPACE", "")
+# How long a recovery keeps retrying a guest whose lease another host still holds (sanlock frees a dead
+# host's leases once it is dead to it: 8 x io timeout plus the renewal window), before reporting it.
+HA_LEASE_WAIT_SECONDS = int(os.environ.get("KVMCLUSTER_HA_LEASE_WAIT_SECONDS", "300"))
 # Seconds a libvirt connect or call may take before the host counts as unreachable.
 # The REST API (/api/v1/, kvmcluster/api/): the browser's session or a knox token (stored hashed,
 # expiring), cursor pagination, problem documents for errors, the schema by drf-spectacular.

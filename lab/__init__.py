@@ -6,6 +6,7 @@ Public API (what commands, tests and benchmarks use):
     client_env() -> {"LIBVIRT_AUTH_FILE": <lab>/auth.conf}   (the lab's libvirtd want a SASL login)
     HOSTS, GUESTS, host(name), guest(name)
     stop_host(name)                  (that host's libvirtd only, its guests keep running; up() restarts it)
+    crash_host(name)                 (SIGKILL to its libvirtd, QEMUs and sanlock daemon: a sudden death)
     set_workload(name, fill, dirty)  heartbeat(name)  wait_heartbeat(name, above, timeout)
     disk_heartbeat(name)             placement()      running_on(name)    current_host(name)
 See docs/lab.md.
@@ -26,7 +27,8 @@ _EXPORTS = {
     ),
     "LabError": "procs",
     **dict.fromkeys(
-        ["UpResult", "build_image", "down", "is_up", "preflight", "reset", "status", "stop_host", "up"], "service"
+        ["UpResult", "build_image", "crash_host", "down", "is_up", "preflight", "reset", "status", "stop_host", "up"],
+        "service",
     ),
 }
 
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
         wait_heartbeat,
     )
     from .procs import LabError
-    from .service import UpResult, build_image, down, is_up, preflight, reset, status, stop_host, up
+    from .service import UpResult, build_image, crash_host, down, is_up, preflight, reset, status, stop_host, up
 
 
 def __getattr__(name: str):
@@ -76,6 +78,7 @@ __all__ = [
     "UpResult",
     "build_image",
     "client_env",
+    "crash_host",
     "current_host",
     "disk_heartbeat",
     "down",

@@ -78,6 +78,25 @@ GUESTS: tuple[GuestSpec, ...] = (
 
 LAB_GUEST_PREFIX = "lab-"
 
+# The lock manager the lab's libvirtd use (docs/ha.md): "none" (the default, what every test expects
+# unless it asks) or "sanlock" (guests carry a <lease>; a second QEMU of a guest is refused by the storage).
+LOCK_MANAGERS = ("none", "sanlock")
+LOCK_MANAGER_ENV = "KVMLAB_LOCK_MANAGER"
+SANLOCK_LOCKSPACE = "kvmlab"
+
+
+def lock_manager(requested: str | None = None) -> str:
+    """`requested`, else $KVMLAB_LOCK_MANAGER, else "none"; ValueError for anything else."""
+    mode = requested or os.environ.get(LOCK_MANAGER_ENV) or "none"
+    if mode not in LOCK_MANAGERS:
+        raise ValueError(f"{LOCK_MANAGER_ENV}={mode!r}: the lab knows {', '.join(LOCK_MANAGERS)}")
+    return mode
+
+
+def sanlock_host_id(name: str) -> int:
+    """Each host's id in the sanlock lockspace (1, 2, ... in HOSTS order): unique, as sanlock demands."""
+    return [h.name for h in HOSTS].index(name) + 1
+
 
 def host(name: str) -> HostSpec:
     for h in HOSTS:
@@ -143,6 +162,17 @@ class Paths:
     @property
     def logs(self) -> Path:  # guests' serial logs
         return self.root / "logs"
+
+    @property
+    def leases(self) -> Path:  # sanlock's lockspace and the guests' lease files, seen by both hosts
+        return self.export / "leases"
+
+    @property
+    def lockspace(self) -> Path:
+        return self.leases / "lockspace"
+
+    def lease(self, guest_name: str) -> Path:
+        return self.leases / f"{guest_name}.lease"
 
     def host_dir(self, name: str) -> Path:
         return self.root / "hosts" / name

@@ -16,20 +16,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from xml.sax.saxutils import escape
 
-from . import security
+from . import sanlock, security
 from .config import DISK_SIZE_MIB, GUEST_MEMORY_MIB, GUESTS, HOSTS, NFS_ADDRESS, GuestSpec, Paths, paths
 from .config import guest as guest_spec
 from .config import host as host_spec
 from .image import INIT
 from .nfs import DISK_GROUP, DISK_USER, own_for_qemu
-from .procs import LabError, run
+from .procs import LabError, load_state, run
 
 DOMAIN_XML = """\
 <domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
   <title>kvmcluster lab guest</title>
-  <description>kvmcluster lab definition {version}</description>
+  <description>{marker}</description>
   <memory unit='MiB'>{memory}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -52,7 +52,7 @@ DOMAIN_XML = """\
       </source>
       <target dev='vda' bus='virtio'/>
     </disk>
-{nics}    <serial type='file'>
+{nics}{leases}    <serial type='file'>
       <source path='{console}' append='on'/>
       <target port='0'/>
     </serial>
@@ -93,9 +93,29 @@ def cmdline(fill: int, dirty: int, burn: int = 0) -> str:
     return f"{KERNEL_ARGS} fill={int(fill)} dirty={int(dirty)}" + (f" burn={int(burn)}" if burn else "")
 
 
+def lock_manager(p: Paths) -> str:
+    """The lock manager the running lab was brought up with ("none" or "sanlock", lab/sanlock.py)."""
+    return load_state(p).get("lock_manager", "none")
+
+
+def definition_marker(p: Paths) -> str:
+    """What a current definition carries in its description: the version, and the lock manager when
+    there is one, so switching the lab's mode redefines every guest (with or without its <lease>)."""
+    mode = lock_manager(p)
+    return f"kvmcluster lab definition {DEFINITION_VERSION}" + ("" if mode == "none" else f" {mode}")
+
+
 def domain_xml(
-    p: Paths, spec: GuestSpec, fill: int | None = None, dirty: int | None = None, burn: int | None = None
+    p: Paths,
+    spec: GuestSpec,
+    fill: int | None = None,
+    dirty: int | None = None,
+    burn: int | None = None,
+    lease: bool | None = None,
 ) -> str:
+    """The guest's definition; in sanlock mode with its <lease> unless `lease=False` (what a test of the
+    fencing itself defines to watch it fail)."""
+    with_lease = lock_manager(p) == "sanlock" if lease is None else lease
     nics = "".join(NIC_XML.format(guest=spec.mac_suffix, nic=i, bridge=escape(br)) for i, br in enumerate(spec.bridges))
     return DOMAIN_XML.format(
         name=escape(spec.name),
@@ -115,7 +135,8 @@ def domain_xml(
         disk_group=DISK_GROUP,
         nics=nics,
         console=p.console_log(spec.name),
-        version=DEFINITION_VERSION,
+        leases=sanlock.lease_xml(p, spec.name) if with_lease else "",
+        marker=definition_marker(p),
     )
 
 
@@ -188,7 +209,7 @@ def ensure_all(p: Paths) -> list[str]:
     for spec in GUESTS:
         ensure_disk(p, spec.name)
         hosts = where[spec.name]
-        if hosts and not _definition_current(spec.name, next(iter(hosts))):
+        if hosts and not _definition_current(p, spec.name, next(iter(hosts))):
             hosts = _redefine_where_it_is(p, spec, hosts)
         if not hosts:
             define(p, host_spec(spec.host).uri, domain_xml(p, spec), spec.name)
@@ -237,9 +258,9 @@ def _stop_if_hung(p: Paths, name: str, hosts: dict[str, str]) -> dict[str, str]:
     return {**hosts, running[0]: "shut off"}
 
 
-def _definition_current(name: str, host: str) -> bool:
+def _definition_current(p: Paths, name: str, host: str) -> bool:
     xml = virsh(host_spec(host).uri, "dumpxml", "--inactive", name, check=False)
-    return f"kvmcluster lab definition {DEFINITION_VERSION}" in xml
+    return f"<description>{definition_marker(p)}</description>" in xml
 
 
 def _redefine_where_it_is(p: Paths, spec: GuestSpec, hosts: dict[str, str]) -> dict[str, str]:
@@ -288,7 +309,8 @@ def set_workload(name: str, fill: int, dirty: int, p: Paths | None = None, wait:
 
 # ------------------------------------------------------------------------------------------ heartbeat
 
-_HB = re.compile(rb"^HB (\d+)", re.M)
+# " up=" ends a whole beat line: a QEMU killed mid-line leaves "HB 4" of "HB 42 up=..." in the log.
+_HB = re.compile(rb"^HB (\d+) up=", re.M)
 
 
 def console_size(p: Paths, name: str) -> int:
@@ -298,11 +320,12 @@ def console_size(p: Paths, name: str) -> int:
         return 0
 
 
-def heartbeat(name: str, after_offset: int = 0, p: Paths | None = None) -> int | None:
-    """The last heartbeat number in the guest's serial log (after byte `after_offset`), None if none yet.
+def beats(name: str, after_offset: int = 0, p: Paths | None = None) -> list[int]:
+    """Every heartbeat number in the guest's serial log after byte `after_offset`, in log order.
 
     The log is shared by source and destination QEMU (append mode), so during and after a live
-    migration the count keeps rising in the same file: no reset means the guest kept running.
+    migration the count keeps rising in the same file. A guest with a disk also counts on from its disk's
+    beat after a reboot (lab/image.py): its console's GUEST-BOOTED line, not the count, shows a reboot.
     """
     from .config import paths
 
@@ -312,9 +335,14 @@ def heartbeat(name: str, after_offset: int = 0, p: Paths | None = None) -> int |
             f.seek(after_offset)
             data = f.read()
     except FileNotFoundError:
-        return None
-    beats = _HB.findall(data)
-    return int(beats[-1]) if beats else None
+        return []
+    return [int(n) for n in _HB.findall(data)]
+
+
+def heartbeat(name: str, after_offset: int = 0, p: Paths | None = None) -> int | None:
+    """The last heartbeat number in the guest's serial log (after byte `after_offset`), None if none yet."""
+    found = beats(name, after_offset=after_offset, p=p)
+    return found[-1] if found else None
 
 
 def wait_heartbeat(

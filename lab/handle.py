@@ -76,6 +76,10 @@ class LabHandle:
     def heartbeat(self, guest_name: str) -> int | None:
         return guests.heartbeat(guest_name, p=self.paths)
 
+    def beats(self, guest_name: str, after_offset: int = 0) -> list[int]:
+        """Every heartbeat on the console after `after_offset`, in order (one writer: each the last + 1)."""
+        return guests.beats(guest_name, after_offset=after_offset, p=self.paths)
+
     def wait_heartbeat(self, guest_name: str, above: int = 0, timeout: float = 60, after_offset: int = 0) -> int:
         """Wait for a heartbeat > `above`, counting only log bytes after `after_offset` (see console_offset)."""
         return guests.wait_heartbeat(guest_name, above=above, timeout=timeout, after_offset=after_offset, p=self.paths)

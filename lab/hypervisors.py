@@ -15,7 +15,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from . import security
+from . import sanlock, security
 from .config import HOSTS, LIBVIRT_TCP_PORT, HostSpec, Paths, paths
 from .procs import LabError, alive, port_open, record, spawn, wait_until, which
 
@@ -53,7 +53,7 @@ migrate_tls_x509_verify = 1
 """
 
 
-def _prepare(p: Paths, h: HostSpec) -> None:
+def _prepare(p: Paths, h: HostSpec, lock_manager: str) -> None:
     d = p.host_dir(h.name)
     root = d / "root"
     for sub in (
@@ -85,11 +85,14 @@ def _prepare(p: Paths, h: HostSpec) -> None:
             sasl_user=security.SASL_USER,
         )
     )
-    (d / "etc/qemu.conf").write_text(
-        QEMU_CONF.format(
-            address=h.address, pmin=h.migration_port_min, pmax=h.migration_port_max, pki=security.pki_dir(p, h)
-        )
+    qemu_conf = QEMU_CONF.format(
+        address=h.address, pmin=h.migration_port_min, pmax=h.migration_port_max, pki=security.pki_dir(p, h)
     )
+    if lock_manager == "sanlock":
+        # QEMU then runs a guest only once sanlock granted its <lease>s (lab/sanlock.py, docs/ha.md).
+        qemu_conf += 'lock_manager = "sanlock"\n'
+        (d / "etc/qemu-sanlock.conf").write_text(sanlock.qemu_conf(p, h))
+    (d / "etc/qemu.conf").write_text(qemu_conf)
     # libvirtd's SASL server reads /etc/sasl2/libvirt.conf: the host's own, through its /etc overlay.
     (root / "etc-upper/sasl2/libvirt.conf").write_text(security.sasl_conf(p, h))
     security.write_sasl_db(p, h)
@@ -129,7 +132,7 @@ def _namespace_script(p: Paths, h: HostSpec, with_netns: bool) -> str:
     return "\n".join(lines)
 
 
-def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
+def up(p: Paths, state: dict, with_netns: bool = True, lock_manager: str = "none") -> list[str]:
     """Start the libvirtd of every host not already running; returns the names started."""
     started = []
     hosts = state.setdefault("hosts", {})
@@ -138,7 +141,7 @@ def up(p: Paths, state: dict, with_netns: bool = True) -> list[str]:
             continue
         if port_open(h.address, LIBVIRT_TCP_PORT):
             raise LabError(f"{h.address}:{LIBVIRT_TCP_PORT} is taken by a process the lab did not start")
-        _prepare(p, h)
+        _prepare(p, h, lock_manager)
         sock = p.host_dir(h.name) / "sock/libvirt-sock"
         sock.unlink(missing_ok=True)
         argv = [

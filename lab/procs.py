@@ -180,6 +180,8 @@ PACKAGES = {
     "tini": "tini",
     "ss": "iproute2",
     "saslpasswd2": "sasl2-bin",
+    "sanlock": "sanlock libvirt-sanlock",
+    "gcc": "gcc",
     "apt-get": "apt",
     "dpkg-deb": "dpkg",
 }

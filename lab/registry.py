@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from .config import HOSTS, NFS_ADDRESS, paths
+from .config import HOSTS, NFS_ADDRESS, paths, sanlock_host_id
 
 STORAGE_NAME = "lab-nfs"
 
@@ -33,6 +33,7 @@ def register() -> dict:
             hv = Hypervisor(name=h.name, uri=h.uri)
         hv.name, hv.uri, hv.migration_address = h.name, h.uri, h.address
         hv.migration_tls = True  # the lab gives both hosts' QEMU a CA and certificates (security.py)
+        hv.ha_host_id = sanlock_host_id(h.name)  # its id in the lab's sanlock lockspace (sanlock mode, docs/ha.md)
         hv.save()
         hv.storage_servers.add(storage)
         hvs.append(hv)

@@ -12,11 +12,12 @@ import fcntl
 import grp
 import os
 import pwd
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import guests, hypervisors, image, network, nfs, security
+from . import guests, hypervisors, image, network, nfs, sanlock, security
 from .config import (
     GUESTS,
     HOSTS,
@@ -27,6 +28,7 @@ from .config import (
     RPCBIND_PORT,
     Paths,
     host,
+    lock_manager,
     paths,
 )
 from .procs import LabError, alive, listening_ports, load_state, record, require_root, save_state, stop, which
@@ -108,13 +110,25 @@ def is_up(p: Paths | None = None) -> bool:
     return all(alive(state.get("hosts", {}).get(h.name)) for h in HOSTS) and alive(state.get("nfs", {}).get("ganesha"))
 
 
-def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> UpResult:
+def up(
+    wait: bool = True, p: Paths | None = None, with_guests: bool = True, lock_manager: str | None = None
+) -> UpResult:
     """Idempotent: start whatever part of the lab is not running; with `wait`, return once every guest
-    meant to run has a heartbeat. `with_guests=False` brings up only NFS and the two daemons."""
+    meant to run has a heartbeat. `with_guests=False` brings up only NFS and the two daemons.
+
+    `lock_manager` ("none" or "sanlock"; default $KVMLAB_LOCK_MANAGER, else "none"): a lab running in the
+    other mode is taken down first, so its libvirtd, guests and leases all start again in the new one."""
     preflight()
     p = p or paths()
+    mode = _lock_manager(lock_manager)
+    if mode == "sanlock":
+        sanlock.preflight()
     t0 = time.monotonic()
     res = UpResult(0.0)
+    state = load_state(p)
+    if state.get("lock_manager", "none") != mode and (state.get("hosts") or state.get("sanlock")):
+        down(p)
+        res.notes.append(f"took the lab down to switch its lock manager to {mode}")
     security.ensure_private_root(p)
     with _locked(p):
         state = load_state(p)
@@ -130,6 +144,7 @@ def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> U
         except LabError as exc:
             with_netns = False
             res.notes.append(f"no per-host network view ({exc}); hosts share the root bridges")
+        state["lock_manager"] = mode
         save_state(p, state)
         had_nfs = alive(state.get("nfs", {}).get("ganesha"))
         res.phases["image+network"] = time.monotonic() - t0
@@ -138,8 +153,14 @@ def up(wait: bool = True, p: Paths | None = None, with_guests: bool = True) -> U
         res.phases["nfs"] = time.monotonic() - t0
         if not had_nfs:
             res.started.append("nfs")
+        if mode == "sanlock":
+            try:
+                res.started += [f"sanlock {name}" for name in sanlock.up(p, state)]
+            finally:
+                save_state(p, state)
+            res.phases["sanlock"] = time.monotonic() - t0
         try:
-            started_hosts = hypervisors.up(p, state, with_netns=with_netns)
+            started_hosts = hypervisors.up(p, state, with_netns=with_netns, lock_manager=mode)
         finally:
             save_state(p, state)
         res.started += started_hosts
@@ -175,15 +196,24 @@ def down(p: Paths | None = None) -> list[str]:
                     pass  # the daemon is going away anyway; leftover QEMUs are stopped below
         # QEMUs whose daemon died before it could destroy them (libvirt's own pid files say which).
         qemus = [record(pid) for h in HOSTS for pid in hypervisors.qemu_pids(p, h.name)]
+        stop(qemus, timeout=15)
+        # sanlock's daemons leave their lockspace once no QEMU holds a lease (lab/sanlock.py).
+        sanlock.shutdown(p, state)
         nfs_state = state.get("nfs", {})
         stop(
-            [*qemus, *hypervisors.entries(state), *([nfs_state["ganesha"]] if "ganesha" in nfs_state else [])],
+            [
+                *hypervisors.entries(state),
+                *sanlock.entries(state),
+                *([nfs_state["ganesha"]] if "ganesha" in nfs_state else []),
+            ],
             timeout=15,
         )
         # rpcbind last: ganesha unregisters from it on the way out.
         stop([nfs_state["rpcbind"]] if "rpcbind" in nfs_state else [], timeout=10)
         network.down(state)
         state.pop("hosts", None)
+        state.pop("sanlock", None)
+        state.pop("lock_manager", None)
         state.pop("nfs", None)
         state.pop("up_at", None)
         save_state(p, state)
@@ -204,6 +234,31 @@ def stop_host(name: str, p: Paths | None = None) -> None:
         save_state(p, state)
 
 
+def crash_host(name: str, p: Paths | None = None) -> list[int]:
+    """A host's sudden death, as near as one machine can play it: SIGKILL to its libvirtd, its guests'
+    QEMUs and (sanlock mode) its sanlock daemon, all at once; nothing is shut down cleanly, so its
+    lockspace lease stops being renewed and its guests' leases stay held until sanlock deems it dead
+    (docs/ha.md). `up()` brings it back. Returns the PIDs killed."""
+    require_root()
+    p = p or paths()
+    host(name)
+    with _locked(p):
+        state = load_state(p)
+        victims = [
+            *hypervisors.qemu_pids(p, name),
+            *(e["pid"] for e in (state.get("hosts", {}).get(name), state.get("sanlock", {}).get(name)) if alive(e)),
+        ]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        state.get("hosts", {}).pop(name, None)
+        state.get("sanlock", {}).pop(name, None)
+        save_state(p, state)
+    return victims
+
+
 def lab_ports() -> dict[int, frozenset[str] | None]:
     """The ports the lab listens on: its services' on any address, each host's migration range on its own."""
     ports: dict[int, frozenset[str] | None] = dict.fromkeys({NFS_PORT, MOUNTD_PORT, RPCBIND_PORT, LIBVIRT_TCP_PORT})
@@ -217,13 +272,15 @@ def reset(p: Paths | None = None) -> UpResult:
     on its initial host with its default workload and started."""
     p = p or paths()
     t0 = time.monotonic()
+    # A reset keeps the lock manager the lab runs with (a test in sanlock mode resets within it).
+    mode = load_state(p).get("lock_manager") if is_up(p) else None
     if not is_up(p):
         # Definitions survive `down`: the daemons must run to forget them, the guests need not.
         up(wait=False, p=p, with_guests=False)
     with _locked(p):
         for g in GUESTS:
             guests.undefine_everywhere(g.name)
-    res = up(p=p)
+    res = up(p=p, lock_manager=mode)
     res.seconds = time.monotonic() - t0
     return res
 
@@ -272,14 +329,25 @@ def status(p: Paths | None = None) -> dict:
                 "disk": str(p.disk(g.name)),
             }
         )
+    if state.get("sanlock"):
+        for h in HOSTS:
+            procs[f"sanlock {h.name}"] = _proc(state["sanlock"].get(h.name), f"lockspace {p.lockspace}")
     return {
         "state_dir": str(p.root),
         "up": is_up(p),
+        "lock_manager": state.get("lock_manager", "none") if state.get("hosts") else None,
         "processes": procs,
         "hosts": host_rows,
         "guests": guest_rows,
         "network": state.get("network", {}),
     }
+
+
+def _lock_manager(requested: str | None) -> str:
+    try:
+        return lock_manager(requested)
+    except ValueError as exc:
+        raise LabError(str(exc)) from exc
 
 
 def _proc(entry: dict | None, listen: str) -> dict:

@@ -11,6 +11,11 @@ class MigrationsAppConfig(AppConfig):
         post_spawn.connect(_reconcile_on_worker_start, dispatch_uid="migrations-reconcile-on-start")
         post_spawn.connect(_warm_worker, dispatch_uid="migrations-warm-worker")
 
+        from hosts.signals import hypervisor_health_changed
+        from migrations_app.services.recovery import on_health_changed
+
+        hypervisor_health_changed.connect(on_health_changed, dispatch_uid="migrations-recover-failed-host")
+
 
 def _warm_worker(sender, proc_name=None, **kwargs) -> None:
     from migrations_app.orchestrator.warmup import warm

@@ -13,6 +13,8 @@ from migrations_app import events
 
 
 class _ForwardHtml:
+    forward_only = frozenset({"migration_progress", "migration_state", "migration_active"})
+
     async def migration_progress(self, event):
         await self.send(text_data=event["html"])
 
@@ -29,8 +31,14 @@ class MigrationConsumer(PermissionCheckedMixin, _ForwardHtml, AsyncWebsocketCons
     required_perm = Perm.VIEW_CLUSTER
 
     async def on_authorized(self):
-        self.group = events.job_group(int(self.scope["url_route"]["kwargs"]["pk"]))
+        pk = int(self.scope["url_route"]["kwargs"]["pk"])
+        self.group = events.job_group(pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # The card as it is now, after joining: a viewer whose socket dropped (a web node or Redis
+        # restarted) catches up with what it missed, the final state included, without a reload.
+        html = await database_sync_to_async(events.render_current)(pk)
+        if html:
+            await self.send(text_data=html)
 
     async def on_disconnect(self, code):
         await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -52,6 +60,7 @@ class OperationConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
     """Live progress of one operation (group "operation.<id>"): its counts, bar, ETA and children."""
 
     required_perm = Perm.VIEW_CLUSTER
+    forward_only = frozenset({"operation_progress"})  # can_run is known since connect: no database
 
     async def on_authorized(self):
         # Checked once here: a role change closes the socket (PermissionCheckedMixin), and the reconnect

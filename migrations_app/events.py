@@ -63,6 +63,14 @@ def render_progress(job, oob: bool = True, sampled_at_ms: int | None = None) -> 
     )
 
 
+def render_current(job_id: int) -> str:
+    """The job's card as the database has it now (hx-swap-oob), "" if there is no such job."""
+    from migrations_app.models import MigrationJob
+
+    job = MigrationJob.objects.select_related("source", "target").filter(pk=job_id).first()
+    return render_progress(job) if job else ""
+
+
 def render_active_row(job, oob: bool = True) -> str:
     """The job's line in the banner; its figure is display.move_percent(job), as in the guest's row."""
     return render_to_string("migrations_app/components/active_panel.html#row", {"job": job, "oob": oob})
@@ -80,7 +88,7 @@ def push_progress(job, sampled_at_ms: int) -> None:
         _last_outside_push[job.pk] = now
         with _outside_lock:  # one moment, one job, one function: the banner renders move_percent(job) too
             _send(ACTIVE_GROUP, {"type": ACTIVE, "html": render_active_row(job)})
-            _push_guest_move(job, move_percent(job))
+            _push_guest_move(job, move_percent(job), sampled_at_ms)
 
 
 # State pushes leave the caller at once: one thread per process renders and sends them, in order
@@ -181,7 +189,7 @@ def render_once() -> None:
     )
 
 
-def _push_guest_move(job, percent: int | None) -> None:
+def _push_guest_move(job, percent: int | None, sampled_at_ms: int | None = None) -> None:
     """The guest's move indicator in the topology (hosts.events), with the banner's figure."""
     if not job.guest_id:
         return
@@ -194,6 +202,7 @@ def _push_guest_move(job, percent: int | None) -> None:
             percent=percent,
             target_name=job.target.name,
             job_url=job.get_absolute_url(),
+            sampled_at_ms=sampled_at_ms,
         )
     except Exception:  # best effort, as above
         log.exception("guest move push failed")

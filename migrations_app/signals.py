@@ -9,3 +9,8 @@ failing listener is logged and never fails the guest migration.
 from django.dispatch import Signal
 
 job_state_changed = Signal()
+
+# Sent by a failed host's recovery (services.recovery) for each guest it tried to restart elsewhere, in
+# the transaction of its audit row: `guest` (name), `source`, `target` (host names; target "" when none
+# could take it), `started` (bool) and `message` (what happened, or why it was not started).
+ha_restart_done = Signal()

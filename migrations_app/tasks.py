@@ -13,8 +13,9 @@ def run_migration(job_id: int) -> str:
     return run(job_id)
 
 
-def reconcile() -> list[str]:
-    """Settle jobs left active without a live task (scheduled every minute and at worker start)."""
+def reconcile() -> list[str] | None:
+    """Settle jobs left active without a live task (scheduled every minute and at worker start; cluster-wide
+    once under its lease: None when another worker's pass holds it)."""
     from migrations_app.orchestrator.reconciler import reconcile as run
 
     return run()
@@ -26,3 +27,10 @@ def balance() -> str:
 
     rnd = balancer_round()
     return "another worker holds the round" if rnd is None else str(rnd)
+
+
+def recover_host(hypervisor_id: int) -> dict[str, str]:
+    """Restart a failed host's "restart on failure" guests on healthy hosts (docs/ha.md, section 4)."""
+    from migrations_app.services.recovery import recover_host as run
+
+    return run(hypervisor_id)

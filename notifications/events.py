@@ -18,6 +18,11 @@ EVENTS: dict[str, str] = {
     "migration.cancelled": "A guest migration was cancelled",
     "host.offline": "A hypervisor went offline",
     "host.online": "A hypervisor came back online",
+    "host.suspect": "A hypervisor is suspect: libvirt does not answer",
+    "host.failed": "A hypervisor was declared failed",
+    "host.recovered": "A suspect or failed hypervisor is healthy again",
+    "guest.ha_restarted": "A guest was restarted on another host after its host failed",
+    "guest.ha_restart_refused": "A guest of a failed host was not restarted elsewhere",
 }
 
 
@@ -39,6 +44,11 @@ def summary(event: str, data: dict) -> str:
     """One line for people (email subject, the delivery log)."""
     job = data.get("migration") or {}
     host = data.get("hypervisor") or {}
+    restart = data.get("ha_restart") or {}
+    if restart:
+        return (
+            f"{EVENTS[event]}: {restart.get('guest', '?')} ({restart.get('source', '?')}): {restart.get('message', '')}"
+        )
     if job:
         route = f"{job.get('source', '?')} → {job.get('target', '?')}"
         text = f"{EVENTS[event]}: {job.get('guest', '?')} {route} (#{job.get('id')})"
@@ -76,5 +86,11 @@ def host_data(hypervisor, old: str) -> dict:
             "state": hypervisor.state,
             "previous_state": old,
             "last_error": hypervisor.last_error or "",
+            "health": hypervisor.health,
+            "health_note": hypervisor.health_note,
         }
     }
+
+
+def ha_restart_data(*, guest: str, source: str, target: str, started: bool, message: str) -> dict:
+    return {"ha_restart": {"guest": guest, "source": source, "target": target, "started": started, "message": message}}

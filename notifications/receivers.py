@@ -11,8 +11,8 @@ import logging
 from django.db import transaction
 from django.dispatch import receiver
 
-from hosts.signals import hypervisor_state_changed
-from migrations_app.signals import job_state_changed
+from hosts.signals import hypervisor_health_changed, hypervisor_state_changed
+from migrations_app.signals import ha_restart_done, job_state_changed
 from notifications import events, services
 
 log = logging.getLogger(__name__)
@@ -50,3 +50,22 @@ def host_state_changed(sender, hypervisor_id, old, new, **kwargs):
     else:
         return
     _notify(event, lambda: events.host_data(Hypervisor.objects.get(pk=hypervisor_id), str(old)))
+
+
+@receiver(hypervisor_health_changed, dispatch_uid="notifications.host_health")
+def host_health_changed(sender, hypervisor_id, old, new, **kwargs):
+    from hosts.models import Hypervisor
+
+    event = {"suspect": "host.suspect", "failed": "host.failed", "healthy": "host.recovered"}.get(str(new))
+    if event is None:
+        return
+    _notify(event, lambda: events.host_data(Hypervisor.objects.get(pk=hypervisor_id), str(old)))
+
+
+@receiver(ha_restart_done, dispatch_uid="notifications.ha_restart")
+def guest_ha_restarted(sender, guest, source, target, started, message, **kwargs):
+    event = "guest.ha_restarted" if started else "guest.ha_restart_refused"
+    _notify(
+        event,
+        lambda: events.ha_restart_data(guest=guest, source=source, target=target, started=started, message=message),
+    )

@@ -12,6 +12,9 @@ APT_PACKAGES=(
   tini  # reaps the lab's QEMU processes at once (this machine's init reaps orphans 1.1-1.5 s late)
   sasl2-bin  # saslpasswd2: the lab's libvirtd take SASL logins only (DIGEST-MD5 from libsasl2-modules)
   libsasl2-modules
+  # the lab's opt-in lock manager (KVMLAB_LOCK_MANAGER=sanlock, docs/ha.md): the daemon and libvirt's plugin;
+  # gcc (below) builds the daemon's small setrlimit shim at lab-up time
+  sanlock libvirt-sanlock
   # building libvirt-python
   libvirt-dev pkg-config gcc python3-dev
   # end-to-end tests drive Debian's Chromium (no browser downloads)

@@ -17,6 +17,7 @@ class NodeDomain:
     disk_path: str = ""
     cache: str = "none"
     bridge: str = "br0"
+    lease: str = ""  # "<lockspace>/<key>": a sanlock <lease> in its definition (docs/ha.md)
 
 
 def domain_xml(d: NodeDomain) -> str:
@@ -29,6 +30,12 @@ def domain_xml(d: NodeDomain) -> str:
     nic = (
         f"<interface type='bridge'><source bridge='{d.bridge}'/><model type='virtio'/></interface>" if d.bridge else ""
     )
+    if d.lease:
+        lockspace, key = d.lease.split("/", 1)
+        nic += (
+            f"<lease><lockspace>{lockspace}</lockspace><key>{key}</key>"
+            f"<target path='/srv/leases/{key}.lease' offset='0'/></lease>"
+        )
     return (
         f"<domain type='test'><name>{d.name}</name><uuid>{d.uuid}</uuid>"
         f"<memory unit='MiB'>{d.memory_mib}</memory><currentMemory unit='MiB'>{d.memory_mib}</currentMemory>"

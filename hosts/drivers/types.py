@@ -39,6 +39,10 @@ class OperationInvalid(DriverError):
     """The call does not fit the domain's state (e.g. start a running domain)."""
 
 
+class LeaseHeld(DriverError):
+    """The lock manager refused the guest's lease: another host holds it (its QEMU may still run there)."""
+
+
 class MigrationFailed(DriverError):
     """libvirt refused or failed a migration; the message says why."""
 
@@ -97,6 +101,7 @@ class DomainInfo:
     disks: tuple[DiskInfo, ...] = ()
     nics: tuple[NicInfo, ...] = ()
     migrating: bool = False  # libvirt reports an active job of migration type on this host
+    leases: tuple[str, ...] = ()  # "<lockspace>/<key>" of each <lease> (the lock manager's fence, docs/ha.md)
 
 
 @dataclass(frozen=True)

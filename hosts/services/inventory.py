@@ -106,7 +106,15 @@ def _sync_devices(guest: Guest, dom: DomainInfo, servers: list[StorageServer], c
 
 
 def _guest_facts(guest: Guest) -> tuple:
-    return (guest.name, guest.power, guest.persistent, guest.vcpus, guest.memory_mib, guest.hypervisor_id)
+    return (
+        guest.name,
+        guest.power,
+        guest.persistent,
+        guest.vcpus,
+        guest.memory_mib,
+        guest.hypervisor_id,
+        guest.lease,
+    )
 
 
 def _owner_may_change(guest: Guest, dom: DomainInfo, gone_from_owner: frozenset[str]) -> bool:
@@ -193,6 +201,7 @@ def apply_host_facts(
         before = None if created else _guest_facts(guest)
         guest.name, guest.power, guest.persistent = dom.name, dom.state, dom.persistent
         guest.vcpus, guest.memory_mib, guest.last_seen_at = dom.vcpus, dom.memory_mib, now
+        guest.lease = dom.leases[0] if dom.leases else ""
         guest.save()
         if before != _guest_facts(guest):
             changed.append(guest.pk)
@@ -235,14 +244,19 @@ def mark_unreachable(hypervisor: Hypervisor, error: DriverError) -> None:
         state_changed(hypervisor.pk, before and before[0], after and after[0])
 
 
-def _announce(hypervisor_id: int, guest_ids: list[int]) -> None:
+def announce_guest(hypervisor_id: int, guest_id: int, *also: int) -> None:
+    """Push one guest's row, its host and the hosts `also` (the one it left) to the topology once committed
+    (a recovery marks it recovering, then moves it)."""
+    _announce(hypervisor_id, [guest_id], also)
+
+
+def _announce(hypervisor_id: int, guest_ids: list[int], also: Iterable[int] = ()) -> None:
     """Push the changed parts of the topology to browsers once the rows are committed."""
     from hosts import events  # events renders templates; keep it out of import time
 
+    hosts = [hypervisor_id, *also]
     # robust: a failed push (channel layer down) must never undo or break a refresh.
-    transaction.on_commit(
-        lambda: events.topology_changed(hypervisor_ids=[hypervisor_id], guest_ids=guest_ids), robust=True
-    )
+    transaction.on_commit(lambda: events.topology_changed(hypervisor_ids=hosts, guest_ids=guest_ids), robust=True)
 
 
 # --------------------------------------------------------------------------------- refreshing

@@ -1,7 +1,8 @@
 """Measured load history: one sample round across the cluster, then downsampling and pruning.
 
 Invariants kept here:
-- A round asks each online host once (in parallel; libvirt calls only, the rows are written after) and
+- A round asks each online host once (in parallel, waiting for each at most hosts.services.host_calls'
+  wait; libvirt calls only, the rows are written after) and
   writes one 10 s HostLoadSample per host answered and one GuestLoadSample per running guest it knows,
   in a constant number of queries whatever the number of guests.
 - Rates come from this round's counters against the previous round's, kept in the "load" cache per host
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.core.cache import caches
@@ -33,10 +34,10 @@ from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, LoadSample
 from hosts.load_tiers import RAW, TIERS, Tier, bucket_start
 from hosts.models import Guest, GuestLoadSample, HostLoadSample, Hypervisor
+from hosts.services import host_calls
 
 log = logging.getLogger(__name__)
 
-MAX_PARALLEL_HOSTS = 8
 # A baseline older than this is not worth a rate (a stopped watcher): start over.
 BASELINE_TTL_S = 300
 # Intervals rolled up per tier per call, so a long outage catches up in steps, never one huge query run.
@@ -62,10 +63,10 @@ def _sample(uri: str) -> LoadSample | DriverError:
 
 
 def _take_samples(uris: list[str]) -> list[LoadSample | DriverError]:
-    if len(uris) <= 1:
-        return [_sample(u) for u in uris]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(uris))) as pool:
-        return list(pool.map(_sample, uris))
+    """A host that does not answer within the round's wait (or is still busy with an earlier call) gives
+    no sample this round, as if unreachable: its slow libvirt must not hold up the others' rows."""
+    taken = host_calls.run({u: partial(_sample, u) for u in uris})
+    return [taken[u] if u in taken else DriverError(f"no answer from {u} within this round", uri=u) for u in uris]
 
 
 def record_round(now: datetime | None = None) -> RoundResult:

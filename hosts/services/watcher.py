@@ -12,12 +12,10 @@ died mid-chunk (its lease expires).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections
@@ -27,10 +25,12 @@ from django.utils import timezone
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError
 from hosts.models import Guest, Hypervisor, WorkerLease
-from hosts.services import load_history
-from hosts.services.inventory import refresh_all
+from hosts.services import ha, ha_detection, host_calls, load_history
+from hosts.services.inventory import refresh_hypervisor
+from kvmcluster.workers import is_dead_here, worker_label
 
 log = logging.getLogger(__name__)
+lease_log = logging.getLogger("kvmcluster.leases")
 
 LEASE_NAME = "inventory-watcher"
 LEASE_TTL = timedelta(seconds=20)
@@ -55,24 +55,19 @@ def _dead_local_holder(name: str) -> str:
     """The lease's holder if it is a process of this machine that no longer exists, else "".
 
     A worker that was stopped mid-chunk never released its lease; without this its successor waited
-    out the TTL, and then for the minute schedule (the topology lagged ~27 s after a restart).
+    out the TTL, and then for the minute schedule (the topology lagged ~27 s after a restart). A holder
+    on another machine is waited out: its lease expires after the TTL (kvmcluster.workers).
     """
     holder = WorkerLease.objects.filter(name=name).values_list("holder", flat=True).first() or ""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return ""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return holder
-    except PermissionError:
-        return ""  # alive, someone else's
-    return ""
+    return holder if holder and is_dead_here(holder) else ""
 
 
-def release_lease(name: str, holder: str) -> None:
+def release_lease(name: str, holder: str, since: float | None = None) -> None:
+    """Give the lease up; `since` (time.time() when it was taken) logs how long `holder` held it, one line
+    per hold on the `kvmcluster.leases` logger: which worker node ran which round, and when."""
     WorkerLease.objects.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())
+    if since is not None:
+        lease_log.info("lease %s held by %s from %.3f to %.3f", name, holder, since, time.time())
 
 
 class _Events:
@@ -138,10 +133,11 @@ class _Moves:
 def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
     """Refresh all hosts every `interval_s` (and on events) for `duration_s`. Returns refresh rounds."""
     interval_s = interval_s or settings.INVENTORY_REFRESH_SECONDS
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    holder = worker_label()
     if not take_lease(LEASE_NAME, holder):
         log.debug("inventory watcher already running elsewhere")
         return 0
+    since = time.time()
     events = _Events()
     moves = _Moves()
     subscriptions: dict[str, driver.Subscription] = {}
@@ -160,7 +156,8 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
         waiting.difference_update(go)
         waiting.update(held)
         if go:
-            refresh_all(Hypervisor.objects.filter(uri__in=go).values_list("pk", flat=True))
+            # one host's slow libvirt costs its own refresh, not the round (hosts.services.host_calls)
+            host_calls.run({hv.uri: partial(refresh_hypervisor, hv) for hv in Hypervisor.objects.filter(uri__in=go)})
             for u in go:
                 last_refresh[u] = now
 
@@ -173,6 +170,8 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
             if now >= next_full:
                 refresh(set(Hypervisor.objects.values_list("uri", flat=True)), now)
                 _sample_load()
+                _detect_failures()
+                _refresh_kept_definitions()
                 next_full = now + interval_s
             else:
                 seen = events.take()
@@ -194,7 +193,7 @@ def run_watcher(duration_s: float, interval_s: float | None = None) -> int:
     finally:
         for sub in subscriptions.values():
             sub.cancel()
-        release_lease(LEASE_NAME, holder)
+        release_lease(LEASE_NAME, holder, since)
     return rounds
 
 
@@ -204,6 +203,22 @@ def _sample_load() -> None:
         load_history.tick()
     except Exception:  # a failed history write must never stop the inventory the topology depends on
         log.exception("load sampling round failed")
+
+
+def _detect_failures() -> None:
+    """Failure detection rides on the full refresh round: it judges what that refresh just saw (docs/ha.md)."""
+    try:
+        ha_detection.detect_failures()
+    except Exception:  # like load sampling: never stop the inventory the topology depends on
+        log.exception("failure detection round failed")
+
+
+def _refresh_kept_definitions() -> None:
+    """After the judgement, so a host found suspect this round is not read from (docs/ha.md, section 4)."""
+    try:
+        ha.refresh_kept_definitions()
+    except Exception:  # like the others: never stop the inventory the topology depends on
+        log.exception("refreshing the kept HA definitions failed")
 
 
 def _subscribe(subscriptions: dict[str, driver.Subscription], events: _Events) -> None:

@@ -84,6 +84,7 @@ class ChipView(NamedTuple):
     running: bool
     power: str
     badge: tuple[int, str] | None  # (pk, name) while the guest is migrating
+    recovering: int | None  # pk while an HA recovery restarts it (shown instead of the move indicator)
     dots: tuple[str, ...]  # storage colours
     local: bool
     cache: bool
@@ -101,16 +102,20 @@ def chip(g, guest_base: str) -> ChipView:
         title.append("NOT on shared storage: " + " ".join(storage.unshared))
     if storage.uncached:
         title.append("cache " + " ".join(storage.uncached))
+    if g.recovering:
+        title.append("recovering: its host failed, being restarted on a healthy host")
     return ChipView(
         id=f"guest-{g.pk}-chip",
-        classes=f"chip chip--{power}" + (" chip--migrating" if g.migrating else ""),
+        classes=f"chip chip--{power}"
+        + (" chip--recovering" if g.recovering else " chip--migrating" if g.migrating else ""),
         href=f"{guest_base}{g.pk}/",
         title=", ".join(title),
         name=g.name,
         running=power == "running",
         power=label.lower(),
         # A migrating chip shows the move indicator hosts.events pushes progress into (guest-<pk>-move-chip).
-        badge=(g.pk, g.name) if g.migrating else None,
+        badge=(g.pk, g.name) if g.migrating and not g.recovering else None,
+        recovering=g.pk if g.recovering else None,
         dots=tuple(_storage_css(s.pk) for s in storage.servers),
         local=bool(storage.unshared),
         cache=bool(storage.uncached),

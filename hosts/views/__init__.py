@@ -1,11 +1,12 @@
 """Views of the hosts app: thin, one selector or service call each (see hosts/selectors.py, services/)."""
 
-from hosts.views.guests import guest_detail, guest_list, guest_power
+from hosts.views.guests import guest_detail, guest_ha, guest_list, guest_power
 from hosts.views.hypervisors import (
     hypervisor_create,
     hypervisor_delete,
     hypervisor_detail,
     hypervisor_edit,
+    hypervisor_health_clear,
     hypervisor_list,
     hypervisor_test_connection,
 )
@@ -15,6 +16,7 @@ from hosts.views.topology import inventory_refresh, topology
 
 __all__ = [
     "guest_detail",
+    "guest_ha",
     "guest_list",
     "guest_load",
     "guest_power",
@@ -22,6 +24,7 @@ __all__ = [
     "hypervisor_delete",
     "hypervisor_detail",
     "hypervisor_edit",
+    "hypervisor_health_clear",
     "hypervisor_list",
     "hypervisor_load",
     "hypervisor_test_connection",

@@ -1,5 +1,6 @@
 """Hypervisor pages and onboarding (add / edit / delete / test connection)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,7 +13,7 @@ from accounts.roles import Perm
 from hosts import load_selectors, selectors
 from hosts.forms import ConnectionTestForm, HypervisorForm
 from hosts.models import Hypervisor
-from hosts.services import onboarding
+from hosts.services import ha_detection, onboarding
 from hosts.views.common import guest_table_context, render_table, wants_table_only
 
 
@@ -33,11 +34,22 @@ def hypervisor_detail(request, pk: int):
     if wants_table_only(request):
         return render_table(request, ctx)
     panel = load_selectors.host_load_panel(pk)
+    ha = {"grace_s": settings.HA_GRACE_SECONDS, "lockspace": settings.HA_LOCKSPACE}
     return render(
         request,
         "hosts/hypervisor_detail.html",
-        {"card": card, "hypervisor": card.hypervisor, "load_panel": panel, **ctx},
+        {"card": card, "hypervisor": card.hypervisor, "load_panel": panel, "ha": ha, **ctx},
     )
+
+
+@require_POST
+@require_perm(Perm.POWER_GUESTS)
+def hypervisor_health_clear(request, pk: int):
+    """A failed or suspect host back to healthy (and into placement), by an operator's word."""
+    hv = get_object_or_404(Hypervisor, pk=pk)
+    hv = ha_detection.hypervisor_health_clear(hypervisor=hv, actor=request.user, source_ip=request_ip(request))
+    messages.success(request, f"{hv.name} is healthy again by your word; it takes guests again.")
+    return redirect(hv)
 
 
 def _probe(form_data) -> dict:

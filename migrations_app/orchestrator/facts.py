@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -63,6 +63,7 @@ def _live_host(uri: str, with_domains: bool, at_start: bool = False):
 
 
 def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool = False, live=None) -> pf.HostSnap:
+    """`live`: libvirt's part (`_live_host`), or a Future of it: the database is read while libvirt answers."""
     out, inc, reserved = _slots(h, exclude_job)
     base = dict(
         pk=h.pk,
@@ -73,8 +74,12 @@ def host_snap(h: Hypervisor, exclude_job: int | None = None, with_domains: bool 
         incoming_active=inc,
         reserved_incoming_mib=reserved,
         migration_tls=h.migration_tls,
+        health=h.health,
     )
-    live = _live_host(h.uri, with_domains) if live is None else live
+    if live is None:
+        live = _live_host(h.uri, with_domains)
+    elif isinstance(live, Future):
+        live = live.result()
     if isinstance(live, DriverError):
         return pf.HostSnap(
             reachable=False,
@@ -180,10 +185,11 @@ def gather(
         f_dst = pool.submit(_live_host, target.uri, True, at_start) if target_snap is None else None
         f_cpu = pool.submit(_cpu, guest, source, target, at_start)
         f_comp = pool.submit(_compression, guest, source) if pf.wants_compression(kind, options) else None
+        # the database's part of each host (moves in flight, storage) is read while libvirt answers
+        src = source_snap or host_snap(source, exclude_job, live=f_src)
+        dst = target_snap or host_snap(target, exclude_job, with_domains=True, live=f_dst)
         if f_live is not None:
             live = f_live.result()
-        src = source_snap or host_snap(source, exclude_job, live=f_src.result())
-        dst = target_snap or host_snap(target, exclude_job, with_domains=True, live=f_dst.result())
         cpu_result, cpu_message = f_cpu.result()
         compression_cache, compression_error = f_comp.result() if f_comp else (None, "")
     if not (src.reachable and dst.reachable):

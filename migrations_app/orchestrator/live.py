@@ -19,7 +19,7 @@ from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DriverError, JobStats, MigrationAborted, MigrationOptions
 from migrations_app.choices import Phase, State, TimeoutAction
 from migrations_app.models import MigrationJob
-from migrations_app.orchestrator import outcome, timing
+from migrations_app.orchestrator import dbretry, outcome, timing
 from migrations_app.orchestrator.progress import ProgressReporter
 from migrations_app.services import record_event
 
@@ -49,42 +49,22 @@ def driver_options(job: MigrationJob, unsafe: bool) -> MigrationOptions:
     )
 
 
-class _Poller(threading.Thread):
-    def __init__(self, job: MigrationJob, monitor: driver.MigrationMonitor, reporter: ProgressReporter):
-        super().__init__(name=f"migration-{job.pk}-poll", daemon=True)
+class Controls:
+    """The operator's controls over a running move, applied from the database every CONTROL_EVERY_S: a cancel
+    (CANCELLING) aborts libvirt's job, the completion timeout aborts it or switches to post-copy, and the
+    heartbeat tells the reconciler someone still follows the move. Used by the worker running the move and
+    by a reconciler that re-attached to it after its worker died (the same limits hold for both)."""
+
+    def __init__(
+        self, job: MigrationJob, monitor: driver.MigrationMonitor, reporter: ProgressReporter, running_for_s: float = 0
+    ):
         self.job, self.monitor, self.reporter = job, monitor, reporter
-        self.stop = threading.Event()
         self.timeout_note = ""
-        self.poll_errors = 0
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() - running_for_s  # the timeout counts from the move's start, not ours
         self._aborted = False
         self._timed_out = False
 
-    def run(self) -> None:
-        next_control = 0.0
-        next_tick = time.monotonic()
-        try:
-            # a fixed cadence (not "sleep POLL_S after the work"), so slow jobStats calls don't thin the stream
-            while not self.stop.wait(max(0.0, (next_tick := next_tick + POLL_S) - time.monotonic())):
-                try:
-                    stats: JobStats = self.monitor.stats()
-                    if stats.active:
-                        self.reporter.sample(stats)
-                except DriverError as err:
-                    self.poll_errors += 1
-                    log.debug("poll of #%s: %s", self.job.pk, err.message)
-                self.reporter.drain_events()
-                now = time.monotonic()
-                if now >= next_control:
-                    next_control = now + CONTROL_EVERY_S
-                    self._controls(now)
-            self.reporter.drain_events()
-        except Exception:  # the monitor must never take the move down with it
-            log.exception("monitor of guest migration #%s crashed", self.job.pk)
-        finally:
-            connection.close()
-
-    def _controls(self, now: float) -> None:
+    def apply(self, now: float) -> None:
         state = MigrationJob.objects.filter(pk=self.job.pk).values_list("state", flat=True).first()
         if state == State.CANCELLING and not self._aborted:
             self._aborted = True
@@ -110,6 +90,47 @@ class _Poller(threading.Thread):
                     record_event(self.job.pk, "control", f"completion timeout {timeout}s: aborting")
             except DriverError as err:
                 record_event(self.job.pk, "control", f"completion timeout action failed: {err.message}")
+
+
+class _Poller(threading.Thread):
+    def __init__(self, job: MigrationJob, monitor: driver.MigrationMonitor, reporter: ProgressReporter):
+        super().__init__(name=f"migration-{job.pk}-poll", daemon=True)
+        self.job, self.monitor, self.reporter = job, monitor, reporter
+        self.stop = threading.Event()
+        self.controls = Controls(job, monitor, reporter)
+        self.poll_errors = 0
+        self.db_errors = 0
+
+    def run(self) -> None:
+        next_control = 0.0
+        next_tick = time.monotonic()
+        try:
+            # a fixed cadence (not "sleep POLL_S after the work"), so slow jobStats calls don't thin the stream
+            while not self.stop.wait(max(0.0, (next_tick := next_tick + POLL_S) - time.monotonic())):
+                try:
+                    try:
+                        stats: JobStats = self.monitor.stats()
+                        if stats.active:
+                            self.reporter.sample(stats)
+                    except DriverError as err:
+                        self.poll_errors += 1
+                        log.debug("poll of #%s: %s", self.job.pk, err.message)
+                    self.reporter.drain_events()
+                    now = time.monotonic()
+                    if now >= next_control:
+                        next_control = now + CONTROL_EVERY_S
+                        self.controls.apply(now)
+                except dbretry.LOST as err:
+                    # The database went away (restart, failover): this tick's copy is lost, the next one
+                    # reconnects. The pushes go on meanwhile, and so does libvirt's move.
+                    self.db_errors += 1
+                    log.warning("guest migration #%s: database lost (%s); going on", self.job.pk, err)
+                    dbretry.forget_connection()
+            self.reporter.drain_events()
+        except Exception:  # the monitor must never take the move down with it
+            log.exception("monitor of guest migration #%s crashed", self.job.pk)
+        finally:
+            connection.close()
 
 
 @dataclass
@@ -193,8 +214,8 @@ def _run_live(job: MigrationJob, unsafe: bool, ready: Prepared) -> MigrationJob:
             poller.stop.set()
             poller.join(timeout=5)
         total_ms = int((time.monotonic() - started) * 1000)
-        if poller.timeout_note and error:
-            error = f"{poller.timeout_note}: {error}"
+        if poller.controls.timeout_note and error:
+            error = f"{poller.controls.timeout_note}: {error}"
         figures = {"total_ms": total_ms}
         if listening and not error:
             reporter.completed.wait(COMPLETED_EVENT_WAIT_S)
@@ -215,10 +236,15 @@ def _run_live(job: MigrationJob, unsafe: bool, ready: Prepared) -> MigrationJob:
             figures["data_sent"] = reporter.job.data_processed
         reporter.job.phase = Phase.VERIFYING
         if reporter.samples:
-            reporter.persist()  # the last figures and the phase in one write
+            dbretry.again_if_lost(f"#{job.pk} last figures", reporter.persist)  # figures and phase in one write
         else:
-            MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.VERIFYING)
+            dbretry.again_if_lost(
+                f"#{job.pk} phase", lambda: MigrationJob.objects.filter(pk=job.pk).update(phase=Phase.VERIFYING)
+            )
         # the source's lifecycle events cut short settle's wait for a source QEMU still being torn down
-        return outcome.settle(job.pk, error=error, aborted=aborted, figures=figures, wake=reporter.lifecycle)
+        return dbretry.again_if_lost(
+            f"#{job.pk} settle",
+            lambda: outcome.settle(job.pk, error=error, aborted=aborted, figures=figures, wake=reporter.lifecycle),
+        )
     finally:
         poller.stop.set()

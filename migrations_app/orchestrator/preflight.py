@@ -72,6 +72,7 @@ class HostSnap:
     hypervisor_type: str = ""  # "QEMU", "TEST", ...
     hypervisor_version: str = ""
     migration_tls: bool = False  # an admin says its QEMU has migration TLS certificates
+    health: str = "healthy"  # Hypervisor.Health: a suspect or failed host takes no guests (docs/ha.md)
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,14 @@ def check_target_state(f: Facts) -> CheckItem:
         )
     if f.target.state == "offline":
         return CheckItem("target_state", label, FAIL, f"{f.target.name} is offline", "Check the host.")
+    if f.target.health != "healthy":
+        return CheckItem(
+            "target_state",
+            label,
+            FAIL,
+            f"{f.target.name} is {f.target.health}: it takes no guests until an operator clears it",
+            "Check the host, then clear it on its page.",
+        )
     return CheckItem("target_state", label, PASS, f"{f.target.name} is {f.target.state}")
 
 

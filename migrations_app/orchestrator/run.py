@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import transaction
@@ -13,6 +11,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.denials import record_denial
 from accounts.roles import Perm
+from kvmcluster.workers import worker_label
 from migrations_app import services
 from migrations_app.choices import Kind, Phase, State
 from migrations_app.models import MigrationJob
@@ -24,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The worker label (`<name>/<host>:<pid>`, kvmcluster.workers) written as the job's owner."""
+    return worker_label()
 
 
 def claim(job_id: int) -> MigrationJob | None:
@@ -90,9 +90,9 @@ def run_migration(job_id: int) -> str:
             reasons = "; ".join(f"{i['label']}: {i['evidence']}" for i in pf.failures(items))
             return outcome.settle(job.pk, error=f"pre-flight failed at start: {reasons}").state
         timing.mark(job.pk, "preflight_done")
-        if MigrationJob.objects.filter(pk=job.pk, state=State.CANCELLING).exists():
+        job.refresh_from_db()  # one read: the job as libvirt's move will see it, and whether it is being cancelled
+        if job.state == State.CANCELLING:
             return outcome.settle(job.pk, error="cancelled before libvirt started", aborted=True).state
-        job.refresh_from_db()
         if ahead is not None:
             prepared = ahead.result()
             return live.run_live(job, unsafe=facts.needs_unsafe(gathered.guest), prepared=prepared).state

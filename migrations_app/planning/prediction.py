@@ -58,8 +58,10 @@ class MoveInputs:
     allow_postcopy: bool = False
     working_set_mib: float | None = None  # what the guest rewrites; None = its whole memory
     # The dirty rate is libvirt's page sampling over this many seconds (0: another source). Sampling counts
-    # each page that changed within its period once, so it also bounds the working set: a guest rewriting
-    # the same 24 MiB every second read ~12 MiB/s over 2 s, and a pass never left more than those 24 MiB.
+    # each page that changed within its period once, so it also bounds the working set: the lab's guest
+    # rewriting the same 24 MiB every 1.5 s read 14-15 MiB/s over 2 s, and a pass never left more than
+    # those 24 MiB. (It also makes a guest that rewrites its set several times a period read low, which
+    # SAMPLED_UNDER_READ covers; a 1 s period does not read closer, docs/planning.md.)
     sampled_over_s: float = 0.0
     completion_timeout_s: int = 0  # the move is aborted after this long (0: never)
 

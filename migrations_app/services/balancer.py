@@ -19,9 +19,7 @@ docs/balancing.md tells the whole story.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +31,7 @@ from accounts.audit import audit_record
 from accounts.system_actors import BALANCER, system_actor
 from hosts.models import Guest, Hypervisor
 from hosts.services.watcher import release_lease, take_lease
+from kvmcluster.workers import worker_label
 from migrations_app import balancer_selectors as sel
 from migrations_app.choices import OPERATION_ACTIVE_STATES, Kind, OperationKind
 from migrations_app.models import (
@@ -82,14 +81,15 @@ def round_inputs(now: datetime) -> Inputs:
 
 def balancer_round(*, now: datetime | None = None) -> BalancerRound | None:
     """One round, cluster-wide once (None when another worker holds the round's lease)."""
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    holder = worker_label()
     if not take_lease(LEASE_NAME, holder, LEASE_TTL):
         log.info("balancer round already running elsewhere")
         return None
+    since = time.time()
     try:
         return _round(now or timezone.now())
     finally:
-        release_lease(LEASE_NAME, holder)
+        release_lease(LEASE_NAME, holder, since)
 
 
 def _round(now: datetime) -> BalancerRound:

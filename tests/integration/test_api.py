@@ -30,6 +30,7 @@ API_RULES = {
     "api-guest-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],
     "api-guest-detail": [("GET", Perm.VIEW_CLUSTER, "guest", 200)],
     "api-guest-power": [("POST", Perm.POWER_GUESTS, "guest", 400)],
+    "api-guest-ha": [("POST", Perm.POWER_GUESTS, "guest", 400)],
     "api-guest-targets-list": [("GET", Perm.RUN_MIGRATIONS, "guest_pk", 200)],
     "api-drain-plan-list": [("GET", Perm.VIEW_CLUSTER, "hypervisor_pk", 200)],
     "api-hypervisor-readiness-list": [("GET", Perm.VIEW_CLUSTER, "", 200)],

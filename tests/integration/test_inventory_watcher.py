@@ -11,6 +11,7 @@ from hosts.drivers import libvirt as driver
 from hosts.models import Guest, Hypervisor, WorkerLease
 from hosts.services import watcher
 from tests.libvirt_nodes import NodeDomain, write_node
+from tests.waiting import wait_for
 
 
 @pytest.mark.django_db
@@ -40,30 +41,21 @@ def test_watcher_sees_a_lifecycle_event_before_the_next_periodic_round(tmp_path)
     runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 6, "interval_s": 60}, daemon=True)
     runner.start()
     try:
-        _wait_for(lambda: Guest.objects.filter(name="evt01", power="running").exists())
+        wait_for(lambda: Guest.objects.filter(name="evt01", power="running").exists())
         seen_at = Guest.objects.get(name="evt01").last_seen_at
         # After a round the watcher subscribes to the hosts' lifecycle events, then renews its lease: a lease
         # renewed after the round that saw the guest means the subscription is in place (a fixed sleep
         # here lost the race on a loaded machine).
-        _wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
+        wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
 
         driver.suspend(uri, guest.uuid)  # same process, same test:/// host as the watcher's
 
         # The periodic round is 60 s away: only the event can bring the new state this soon.
-        _wait_for(lambda: Guest.objects.get(name="evt01").power == "paused")
+        wait_for(lambda: Guest.objects.get(name="evt01").power == "paused")
     finally:
         runner.join(10)
     assert not runner.is_alive()
     assert WorkerLease.objects.get(name=watcher.LEASE_NAME).holder == ""
-
-
-def _wait_for(predicate, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.django_db(transaction=True)  # the watcher closes stale connections between rounds
@@ -113,9 +105,9 @@ def test_a_moving_guests_own_events_leave_its_host_alone_until_the_move_ends(tmp
     runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 8, "interval_s": 60}, daemon=True)
     runner.start()
     try:
-        _wait_for(lambda: Guest.objects.filter(name="mov01", power="running").exists())
+        wait_for(lambda: Guest.objects.filter(name="mov01", power="running").exists())
         seen_at = Guest.objects.get(name="mov01").last_seen_at
-        _wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
+        wait_for(lambda: WorkerLease.objects.get(name=watcher.LEASE_NAME).expires_at > seen_at + watcher.LEASE_TTL)
         Guest.objects.filter(name="mov01").update(migrating=True)  # what a guest migration's request does
         refreshes = InventoryRefreshStats.objects.get(hypervisor=hv).refreshes
 
@@ -124,13 +116,64 @@ def test_a_moving_guests_own_events_leave_its_host_alone_until_the_move_ends(tmp
         assert InventoryRefreshStats.objects.get(hypervisor=hv).refreshes == refreshes
 
         Guest.objects.filter(name="mov01").update(migrating=False)  # the move settled
-        _wait_for(lambda: InventoryRefreshStats.objects.get(hypervisor=hv).refreshes > refreshes)
+        wait_for(lambda: InventoryRefreshStats.objects.get(hypervisor=hv).refreshes > refreshes)
         assert Guest.objects.get(name="mov01").power == "paused"  # libvirt's word, once the move is over
 
         # another guest's event on the same host is not held back by a move
         Guest.objects.filter(name="mov01").update(migrating=True)
         driver.suspend(uri, other.uuid)
-        _wait_for(lambda: Guest.objects.get(name="still01").power == "paused")
+        wait_for(lambda: Guest.objects.get(name="still01").power == "paused")
     finally:
         runner.join(12)
+    assert not runner.is_alive()
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")  # the round's threads must see the rows
+def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_path, monkeypatch, settings):
+    """A guest start waiting inside sanlock holds its host's libvirtd, and listing that host's domains waits
+    as long (docs/ha.md, "Evidence"). The round must go on without that host: the other host refreshed, every
+    host judged; that host gets no second call while the first waits, and is refreshed again once it answers.
+    The lab cannot stall on demand: hv-b's listing waits on an Event here (the only stand-in)."""
+    from accounts.models import AuditEvent
+    from hosts.models import InventoryRefreshStats
+    from hosts.services import host_calls
+
+    settings.HA_LOCKSPACE = ""  # the second signal is not under test
+    a01, b01 = NodeDomain("a01"), NodeDomain("b01")
+    a_uri = write_node(tmp_path / "host-a.xml", [a01])
+    b_uri = write_node(tmp_path / "host-b.xml", [b01])
+    Hypervisor.objects.create(name="hv-a", uri=a_uri)
+    hv_b = Hypervisor.objects.create(name="hv-b", uri=b_uri)
+    Hypervisor.objects.create(name="hv-c", uri="qemu+tcp://127.0.99.9/system")  # nobody listens: it is down
+    released = threading.Event()
+    stalled_calls = []
+    real_listing = driver.list_domains
+
+    def listing(uri):
+        if uri == b_uri and not released.is_set():
+            stalled_calls.append(uri)
+            released.wait(30)
+        return real_listing(uri)
+
+    monkeypatch.setattr(driver, "list_domains", listing)
+    monkeypatch.setattr(host_calls, "WAIT_S", 1.0)  # the round's wait for one host, short for the test
+    runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 10, "interval_s": 0.3}, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: stalled_calls, 10)
+        # hv-c judged: failure detection ran although hv-b has not answered
+        wait_for(lambda: AuditEvent.objects.filter(hypervisor="hv-c", action="host.suspect").exists(), 10)
+        driver.suspend(a_uri, a01.uuid)
+        wait_for(lambda: Guest.objects.filter(name="a01", power="paused").exists(), 10)  # hv-a: later rounds
+        assert runner.is_alive() and not released.is_set()
+        assert stalled_calls == [b_uri]  # one call in flight for hv-b, no new one per round
+
+        driver.suspend(b_uri, b01.uuid)
+        released.set()  # hv-b answers
+        # its late refresh, then a new one from a later round
+        wait_for(lambda: InventoryRefreshStats.objects.filter(hypervisor=hv_b, refreshes__gte=2).exists(), 10)
+        assert Guest.objects.get(name="b01").power == "paused"  # libvirt's word on hv-b
+    finally:
+        released.set()
+        runner.join(20)
     assert not runner.is_alive()

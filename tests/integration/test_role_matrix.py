@@ -50,6 +50,8 @@ RULES: dict[str, Rule] = {
     "guest-list":                 Rule(Perm.VIEW_CLUSTER, get=200, post=405),
     "guest-detail":               Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="guest"),
     "guest-power":                Rule(Perm.POWER_GUESTS, get=405, post=302, kwargs="guest"),
+    "guest-ha":                   Rule(Perm.POWER_GUESTS, get=405, post=302, kwargs="guest"),
+    "hypervisor-health-clear":    Rule(Perm.POWER_GUESTS, get=405, post=302, kwargs="hypervisor"),
     "guest-load":                 Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="guest"),
     "hypervisor-load":            Rule(Perm.VIEW_CLUSTER, get=200, post=405, kwargs="hypervisor"),
     "hypervisor-list":            Rule(Perm.VIEW_CLUSTER, get=200, post=405),

@@ -64,3 +64,21 @@ async def test_a_send_to_one_channel_wakes_its_reader(long_wait):
     channel = await channels.new_channel()
     message = await _received_while_waiting(channel, lambda: async_to_sync(channels.send)(channel, {"type": "hi"}))
     assert message["type"] == "hi"
+
+
+async def test_every_viewer_of_a_crowded_page_gets_every_message():
+    """150 sockets of one process on one page (more than channels-lite's 100 unread rows a process may
+    hold): two messages in a row reach all of them. With a row per socket the first message alone filled
+    the process's capacity and the second was dropped for everyone (bench/fanout.py)."""
+    from channels_lite.models import Event
+
+    channels = get_channel_layer()
+    names = [await channels.new_channel() for _ in range(150)]
+    for name in names:
+        await channels.group_add("crowded-page", name)
+    await channels.group_send("crowded-page", {"type": "progress", "n": 1})
+    await channels.group_send("crowded-page", {"type": "progress", "n": 2})
+    assert await sync_to_async(Event.objects.filter(delivered=False).count)() == 2  # one row per message
+    for n in (1, 2):
+        got = await asyncio.wait_for(asyncio.gather(*(channels.receive(name) for name in names)), timeout=30)
+        assert [m["n"] for m in got] == [n] * len(names)

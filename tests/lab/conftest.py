@@ -37,6 +37,9 @@ def lab():
     yield handle
     if handle.started and kvmlab.is_up():
         kvmlab.down()
+    elif kvmlab.is_up() and kvmlab.status()["lock_manager"] != "none":
+        # A run with KVMLAB_LOCK_MANAGER=sanlock leaves the lab as others expect it: without leases.
+        kvmlab.up(lock_manager="none")
 
 
 LAST = "test_lab_zz_down_and_up.py"

@@ -166,7 +166,7 @@ def lab_guest(
     disk: under TCG a slow move of a guest writing to its disk can corrupt it (docs/lab.md), a diskless one
     was fine. Two at once need two `mac_suffix` values (the lab's own guests use 1 to 4).
     Gone (undefined on every host) afterwards."""
-    from lab import config, guests
+    from lab import config, guests, sanlock
 
     spec = config.GuestSpec(name=name, host=host, start=start, mac_suffix=mac_suffix, fill=fill, dirty=dirty,
                             burn=burn)  # fmt: skip
@@ -176,6 +176,8 @@ def lab_guest(
     if not disk:
         xml = re.sub(r"<disk\b.*?</disk>", "", xml, flags=re.S)
     guests.ensure_disk(p, name)
+    if guests.lock_manager(p) == "sanlock":  # its definition carries a <lease>: the lease file must exist
+        sanlock.init_lease(p, name)
     try:
         uri = lab.uri(host)
         guests.define(p, uri, xml, name)
@@ -188,3 +190,4 @@ def lab_guest(
         guests.undefine_everywhere(name)
         p.disk(name).unlink(missing_ok=True)
         p.domain_xml(name).unlink(missing_ok=True)
+        p.lease(name).unlink(missing_ok=True)

@@ -38,17 +38,19 @@ def runner():
     return None
 
 
-def start_cluster() -> subprocess.Popen:
+def start_cluster(log_path) -> subprocess.Popen:
+    """The cluster's output goes to `log_path`: printed when the test fails, to show what the worker did."""
     names = {alias: str(connections[alias].settings_dict["NAME"]) for alias in connections}
     env = {**os.environ, "KVMCLUSTER_MAX_OUTGOING": "1", "KVMCLUSTER_MAX_INCOMING": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.lab.qcluster_worker", json.dumps(names)],
-        cwd=os.getcwd(),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the cluster and its forked workers, and nothing else
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.lab.qcluster_worker", json.dumps(names)],
+            cwd=os.getcwd(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the cluster and its forked workers, and nothing else
+        )
 
 
 def stop_cluster(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -71,7 +73,7 @@ def wait_for(pred, timeout: float, what: str):
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-def test_killed_worker_mid_operation_then_restarted_finishes_it_moving_each_guest_once(mlab, lab):
+def test_killed_worker_mid_operation_then_restarted_finishes_it_moving_each_guest_once(mlab, lab, tmp_path):
     mlab.ensure_on("lab-g1", "hv-a")
     mlab.ensure_on("lab-g2", "hv-b")  # not part of this drain, wherever an earlier test left it
     mlab.ensure_on("lab-g3", "hv-a")
@@ -80,7 +82,7 @@ def test_killed_worker_mid_operation_then_restarted_finishes_it_moving_each_gues
     clusters: list[subprocess.Popen] = []
     with extra_guest(mlab, "lab-gbig", "hv-a", start=True, fill=96, disk=False):
         try:
-            clusters.append(start_cluster())
+            clusters.append(start_cluster(tmp_path / f"cluster{len(clusters)}.log"))
             op = operations.maintenance_enter(hypervisor=hv_a, actor=mlab.operator, force=True, source_ip="127.0.0.1")
             running = wait_for(
                 lambda: MigrationJob.objects.filter(
@@ -93,12 +95,16 @@ def test_killed_worker_mid_operation_then_restarted_finishes_it_moving_each_gues
             assert not Operation.objects.get(pk=op.pk).is_terminal
             print(f"killed the cluster while #{running.pk} ({running.guest_name}) was copying memory")
 
-            clusters.append(start_cluster())
+            clusters.append(start_cluster(tmp_path / f"cluster{len(clusters)}.log"))
             op = wait_for(
                 lambda: (o := Operation.objects.get(pk=op.pk)).is_terminal and o,
                 300,
                 f"operation #{op.pk} to finish after the restart",
             )
+        except BaseException:
+            for path in sorted(tmp_path.glob("cluster*.log")):
+                print(f"--- {path.name}\n{path.read_text(errors='replace')[-20000:]}")
+            raise
         finally:
             for proc in clusters:
                 stop_cluster(proc)

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.libvirt_nodes import NodeDomain, write_node
 from tests.servers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     PYTHON,
     ROOT,
+    chromium,
     drop_postgres,
     free_port,
     stop_group,
@@ -217,9 +217,8 @@ def test_the_guide_serves_https_static_files_and_redirects_plain_http(deployment
 
 
 def test_a_viewer_signs_in_through_the_proxy_and_the_topology_stays_live(deployment):
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = chromium.new_context(base_url=deployment["base"], ignore_https_errors=True)
+    with chromium() as browser:
+        context = browser.new_context(base_url=deployment["base"], ignore_https_errors=True)
         page = context.new_page()
         page.goto("/")
         page.get_by_label("Username").fill("vera")
@@ -241,7 +240,6 @@ def test_a_viewer_signs_in_through_the_proxy_and_the_topology_stays_live(deploym
         )
         expect(page.locator(f"#hypervisor-{hv}-card")).to_contain_text("hv-renamed", timeout=15_000)
         assert page.evaluate("window.__deployMarker") == "no reload"
-        chromium.close()
     # The sign-in's audit row has the browser's address as the proxy passed it on.
     rows = deployment["manage"](
         "shell",

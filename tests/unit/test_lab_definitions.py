@@ -1,5 +1,7 @@
 """The lab's guest definitions and error messages, without running anything (no root, no libvirt)."""
 
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -85,6 +87,38 @@ def test_heartbeat_is_the_last_count_after_the_offset(paths):
     assert guests.heartbeat("lab-g2", p=paths) is None
 
 
+def test_beats_lists_whole_beat_lines_only(paths):
+    paths.logs.mkdir(parents=True)
+    # A QEMU killed mid-line leaves a cut beat ("HB 4" of "HB 42 up=..."); the next boot appends after it.
+    paths.console_log("lab-g1").write_bytes(b"HB 40 up=1\nHB 41 up=2\nHB 4GUEST-BOOTED\nHB 42 up=1\n")
+    assert guests.beats("lab-g1", p=paths) == [40, 41, 42]
+    assert guests.beats("lab-g2", p=paths) == []
+
+
+@pytest.mark.parametrize(
+    "sector, count",
+    [
+        (b"HB 41\n", 41),  # what the heartbeat writes: counting goes on from 42
+        (b"", 0),  # a new disk: zeros
+        (b"HB x1\n", 0),
+        (b"* HB 7\n", 0),
+        (b"HB 7 up\n", 7),
+    ],
+)
+def test_guest_init_counts_on_from_the_beat_its_disk_holds(tmp_path, sector, count):
+    busybox = shutil.which("busybox")
+    if not busybox:
+        pytest.skip("no busybox (the lab's image needs it)")
+    from lab.image import INIT, RESUME_COUNT
+
+    assert RESUME_COUNT in INIT
+    disk = tmp_path / "vda"
+    disk.write_bytes(sector.ljust(512, b"\0") + b"HB 99\n".ljust(512, b"\0"))  # sector 1 is not read
+    script = RESUME_COUNT.replace("[ -b /dev/vda ]", "[ -f /dev/vda ]").replace("/dev/vda", str(disk))
+    out = subprocess.run([busybox, "sh", "-c", script + '\necho "i=$i"'], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [f"DISK vda holds beat {count}: counting on from {count + 1}", f"i={count}"]
+
+
 def test_guest_start_retries_only_the_tap_name_race(monkeypatch):
     # Both lab daemons number taps in one network namespace; the race can't be provoked on demand,
     # so the first answer is injected. Any other failure must surface at once.
@@ -131,3 +165,19 @@ def test_up_restarts_a_running_guest_whose_console_went_silent(monkeypatch, tmp_
 def test_a_lab_hosts_file_names_every_lab_host_once():
     base = "127.0.0.1 localhost\n10.0.0.9 hv-a\n"  # a stale line from an older lab or by hand
     assert hosts_file(base).splitlines() == ["127.0.0.1 localhost", "127.0.55.2 hv-a", "127.0.55.3 hv-b"]
+
+
+def test_in_sanlock_mode_each_guest_carries_its_lease_and_a_marker_that_says_so(paths):
+    spec = config.guest("lab-g1")
+    assert ET.fromstring(guests.domain_xml(paths, spec)).find("devices/lease") is None
+    procs.save_state(paths, {"lock_manager": "sanlock"})
+    root = ET.fromstring(guests.domain_xml(paths, spec))
+    lease = root.find("devices/lease")
+    assert lease.find("lockspace").text == config.SANLOCK_LOCKSPACE
+    assert lease.find("key").text == "lab-g1"
+    assert lease.find("target").get("path") == str(paths.leases / "lab-g1.lease")
+    assert root.find("description").text.endswith(" sanlock")  # switching modes redefines the guests
+    assert ET.fromstring(guests.domain_xml(paths, spec, lease=False)).find("devices/lease") is None
+    assert [config.sanlock_host_id(h.name) for h in config.HOSTS] == [1, 2]
+    with pytest.raises(ValueError, match="KVMLAB_LOCK_MANAGER"):
+        config.lock_manager("lockd")

@@ -31,7 +31,7 @@ def test_embedded_profile_needs_no_server():
 
 def test_production_profile_uses_postgres_and_redis():
     line = _settings_line(DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0", **KEYS)
-    assert line.startswith("django.db.backends.postgresql channels_redis.core.RedisChannelLayer")
+    assert line.startswith("django.db.backends.postgresql channels_redis.pubsub.RedisPubSubChannelLayer")
     assert "'redis'" in line and "'orm'" not in line
 
 

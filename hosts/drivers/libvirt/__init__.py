@@ -18,6 +18,7 @@ from .connection import KEEPALIVE_COUNT, KEEPALIVE_INTERVAL_S, close_all, forget
 from .dirtyrate import dirty_rate, start_dirty_rate_calc
 from .domains import (
     Subscription,
+    define_and_start,
     destroy,
     domain_names,
     domain_xml,
@@ -28,6 +29,7 @@ from .domains import (
     shutdown,
     start,
     suspend,
+    undefine,
     watch_lifecycle,
 )
 from .host import compare_cpu, compare_guest_cpu, guest_cpu, host_cpu_xml, host_info, probe
@@ -56,6 +58,7 @@ __all__ = [
     "compare_cpu",
     "compare_guest_cpu",
     "compression_cache",
+    "define_and_start",
     "destroy",
     "dirty_rate",
     "domain_names",
@@ -80,5 +83,6 @@ __all__ = [
     "start",
     "start_postcopy",
     "suspend",
+    "undefine",
     "watch_lifecycle",
 ]

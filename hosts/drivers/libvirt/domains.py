@@ -59,8 +59,9 @@ def find_domain(uri: str, uuid: str) -> DomainInfo | None:
         return None
 
 
-def domain_xml(uri: str, uuid: str, migratable: bool = False) -> str:
+def domain_xml(uri: str, uuid: str, migratable: bool = False, inactive: bool = False) -> str:
     flags = libvirt.VIR_DOMAIN_XML_SECURE | (libvirt.VIR_DOMAIN_XML_MIGRATABLE if migratable else 0)
+    flags |= libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
     with calling(uri):
         return str(lookup(cached(uri), uuid).XMLDesc(flags))
 
@@ -73,6 +74,26 @@ def act(uri: str, uuid: str, method: str, *args: Any) -> None:
 
 def start(uri: str, uuid: str) -> None:
     act(uri, uuid, "create")
+
+
+def define_and_start(uri: str, xml: str) -> None:
+    """Define the domain from `xml` on the host and start it. If the start fails (LeaseHeld when the lock
+    manager refuses its lease) the definition is removed again, so no stale copy is left behind."""
+    with calling(uri):
+        dom = cached(uri).defineXML(xml)
+    try:
+        with calling(uri):
+            dom.create()
+    except Exception:
+        with calling(uri):
+            if not dom.isActive():
+                dom.undefine()
+        raise
+
+
+def undefine(uri: str, uuid: str) -> None:
+    """Remove a shut-off domain's definition (refused by libvirt for a running one)."""
+    act(uri, uuid, "undefine")
 
 
 def shutdown(uri: str, uuid: str) -> None:

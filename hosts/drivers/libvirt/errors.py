@@ -12,6 +12,7 @@ from hosts.drivers.types import (
     DomainNotFound,
     DriverError,
     HostUnreachable,
+    LeaseHeld,
     MigrationAborted,
     MigrationFailed,
     OperationInvalid,
@@ -27,6 +28,8 @@ _BY_CODE: dict[int, type[DriverError]] = {
     libvirt.VIR_ERR_NO_DOMAIN: DomainNotFound,
     libvirt.VIR_ERR_NO_SUPPORT: OperationUnsupported,
     libvirt.VIR_ERR_OPERATION_ABORTED: MigrationAborted,
+    # "resource busy: Failed to acquire lock: Lease is held by another host" (sanlock, docs/ha.md)
+    libvirt.VIR_ERR_RESOURCE_BUSY: LeaseHeld,
 }
 
 # libvirt calls its default error handler (printing to stderr) for every error; we raise instead.

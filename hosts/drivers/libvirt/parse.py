@@ -129,6 +129,14 @@ def nics(devices: ET.Element | None) -> tuple[NicInfo, ...]:
     return tuple(found)
 
 
+def leases(devices: ET.Element | None) -> tuple[str, ...]:
+    """ "<lockspace>/<key>" of each explicit <lease> (the lock manager grants it before QEMU runs)."""
+    found = []
+    for lease in devices.findall("lease") if devices is not None else ():
+        found.append(f"{text(lease, 'lockspace')}/{text(lease, 'key')}")
+    return tuple(found)
+
+
 def memory_mib(root: ET.Element, path: str) -> int:
     """A memory element (KiB unless its `unit` says otherwise) in whole MiB; 0 if absent."""
     node = root.find(path)
@@ -151,6 +159,7 @@ def domain_info(domain_xml: str, *, uuid: str, name: str, state: int, reason: in
         memory_mib=memory_mib(root, "currentMemory") or memory_mib(root, "memory"),
         disks=disks(devices),
         nics=nics(devices),
+        leases=leases(devices),
         # An incoming or switching-over guest is paused "for migration"; no job query needed,
         # so listing never waits behind a running migration's job lock.
         migrating=state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_MIGRATION,

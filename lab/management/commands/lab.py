@@ -74,6 +74,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(st, indent=2))
             return
         self.stdout.write(f"lab {'UP' if st['up'] else 'DOWN'}  (state in {st['state_dir']})")
+        if st["lock_manager"]:
+            self.stdout.write(f"  lock manager: {st['lock_manager']} (KVMLAB_LOCK_MANAGER=sanlock opts in)")
         for name, proc in st["processes"].items():
             self.stdout.write(
                 f"  {name:<8} pid {proc['pid'] or '-':<8} {'running' if proc['running'] else 'stopped':<8}"

@@ -12,6 +12,7 @@ from hosts.drivers.types import GuestCounters, LoadSample
 from hosts.models import Guest, GuestLoadSample, HostLoadSample, Hypervisor
 from hosts.services import inventory, load_history
 from tests.libvirt_nodes import NodeDomain, write_node
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +96,41 @@ def test_an_unreachable_host_writes_nothing_and_does_not_stop_the_others(tmp_pat
 
     assert load_history.record_round(NOW).hosts == 1
     assert list(HostLoadSample.objects.values_list("hypervisor__name", flat=True)) == ["hv-a"]
+
+
+@pytest.mark.django_db(transaction=True)  # the round's threads must see the rows
+def test_a_host_whose_libvirt_stalls_gives_no_sample_and_holds_up_no_other(tmp_path, monkeypatch):
+    """A host whose libvirtd waits (a guest start inside sanlock, docs/ha.md "Evidence") is left out of the
+    round after hosts.services.host_calls' wait, and asked nothing more while that call waits. The stall is a
+    stand-in (an Event): the lab cannot produce it on demand."""
+    import threading
+
+    from hosts.drivers import libvirt as driver
+    from hosts.services import host_calls
+
+    _host(tmp_path, "hv-a", running=1)
+    b = _host(tmp_path, "hv-b", running=1)
+    released = threading.Event()
+    stalled = []
+    real = driver.load_sample
+
+    def sample(uri):
+        if uri == b.uri and not released.is_set():
+            stalled.append(uri)
+            released.wait(30)
+        return real(uri)
+
+    monkeypatch.setattr(driver, "load_sample", sample)
+    monkeypatch.setattr(host_calls, "WAIT_S", 0.5)
+    try:
+        assert load_history.record_round(NOW).hosts == 1
+        assert load_history.record_round(NOW + timedelta(seconds=10)).hosts == 1
+        assert stalled == [b.uri]  # one call in flight, no second one
+        assert set(HostLoadSample.objects.values_list("hypervisor__name", flat=True)) == {"hv-a"}
+    finally:
+        released.set()
+    wait_for(lambda: b.uri not in host_calls.busy())
+    assert load_history.record_round(NOW + timedelta(seconds=20)).hosts == 2  # it answers again
 
 
 def test_a_tick_samples_once_per_interval(tmp_path):

@@ -105,7 +105,8 @@ class TestPushes:
 
         html = await socket.receive_from(timeout=10)
         for place in ("row", "chip"):
-            assert f'<span id="guest-{web}-move-{place}" class="move" hx-swap-oob="true">' in html
+            # data-sampled-at: libvirt's sample time, for bench/fanout.py's delivery latency
+            assert f'<span id="guest-{web}-move-{place}" class="move" hx-swap-oob="true" data-sampled-at="1">' in html
         assert html.count("moving → hv-b 42 %") == 2
         assert f'<a class="badge badge--migrating" href="/migrations/{job.pk}/">' in html
         assert html.count('value="42" aria-label="Guest migration of web01"') == 2
@@ -200,6 +201,7 @@ class TestStatePushes:
         socket.scope["user"] = user
         socket.scope["url_route"] = {"kwargs": {"pk": job.pk}}
         assert (await socket.connect())[0]
+        assert 'data-state="running"' in await socket.receive_from(timeout=10)  # the card as it was on connect
         busy = threading.Event()
         migration_events._pusher.submit(busy.wait, 10)  # the push thread is rendering something else
 
@@ -214,6 +216,23 @@ class TestStatePushes:
         html = await socket.receive_from(timeout=10)
         assert 'data-state="succeeded"' in html
         assert await socket.receive_nothing(timeout=0.5)  # one push for both changes
+        await socket.disconnect()
+
+    async def test_a_viewer_who_connects_after_the_end_gets_the_final_state_at_once(self, make_user, cluster):
+        """A socket that dropped while the job ended (a web node or Redis restarted) missed the last push:
+        on reconnect the consumer sends the card as the database has it, so the page catches up."""
+        from migrations_app.consumers import MigrationConsumer
+
+        job = await sync_to_async(start_moving)(cluster)
+        await sync_to_async(MigrationJob.objects.filter(pk=job.pk).update)(state=State.SUCCEEDED, phase=Phase.DONE)
+        user = await sync_to_async(make_user)("viewer")
+        socket = WebsocketCommunicator(MigrationConsumer.as_asgi(), f"/ws/migrations/{job.pk}/")
+        socket.scope["user"] = user
+        socket.scope["url_route"] = {"kwargs": {"pk": job.pk}}
+        assert (await socket.connect())[0]
+        html = await socket.receive_from(timeout=10)
+        assert f'id="migration-{job.pk}-progress"' in html and 'hx-swap-oob="true"' in html
+        assert 'data-state="succeeded"' in html
         await socket.disconnect()
 
 
