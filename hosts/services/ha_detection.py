@@ -25,13 +25,15 @@ from hosts.drivers import sanlock
 from hosts.drivers.types import DriverError
 from hosts.ha_detection import FAILED, HEALTHY, HostHealth, judge
 from hosts.models import Guest, Hypervisor
+from hosts.services import host_calls
 from hosts.signals import health_changed
 
 log = logging.getLogger(__name__)
 
 
-def _reachable(hv: Hypervisor) -> bool:
-    return hv.state == Hypervisor.State.ONLINE
+def _reachable(hv: Hypervisor, stalled: dict[str, float]) -> bool:
+    """libvirt answered the last refresh and no call to it has hung since (hosts.services.host_calls)."""
+    return hv.state == Hypervisor.State.ONLINE and hv.uri not in stalled
 
 
 def _stored(hv: Hypervisor) -> HostHealth:
@@ -44,8 +46,9 @@ def detect_failures(now: datetime | None = None) -> list[tuple[str, str, str]]:
     Returns (host, old, new) for each health change."""
     now = now or timezone.now()
     changes = []
+    stalled = host_calls.stalled()
     for hv in Hypervisor.objects.exclude(state__in=[Hypervisor.State.MAINTENANCE, Hypervisor.State.UNKNOWN]):
-        reachable = _reachable(hv)
+        reachable = _reachable(hv, stalled)
         # The second signal is read only when it matters: while libvirt does not answer.
         stamp = None
         if not reachable and settings.HA_LOCKSPACE and hv.ha_host_id:

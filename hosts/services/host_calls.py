@@ -10,6 +10,8 @@ the round goes on without it. Invariants:
 - A late call is not waited for; what it does itself when it returns still happens (a refresh then
   records what libvirt said at that moment; no newer call of that host can have started meanwhile).
   Only its return value is dropped.
+- A call in flight longer than a round's wait means the host's libvirt is not answering: failure
+  detection judges it so (`stalled`).
 - Inside a transaction (tests) other threads could not see the rows: calls run inline, unbounded.
 """
 
@@ -40,6 +42,17 @@ def busy() -> set[str]:
     """Hosts with a call still in flight."""
     with _lock:
         return set(_in_flight)
+
+
+def stalled(older_than_s: float | None = None) -> dict[str, float]:
+    """Hosts whose call has been in flight longer than a round waits (or `older_than_s`): URI -> seconds.
+
+    Failure detection counts them as not answering: a libvirtd that accepts connections but never replies
+    would otherwise keep the state of its last refresh, "online", for ever."""
+    limit = WAIT_S if older_than_s is None else older_than_s
+    now = time.monotonic()
+    with _lock:
+        return {uri: now - since for uri, since in _in_flight.items() if now - since >= limit}
 
 
 def run(calls: dict[str, Callable[[], T]], wait_s: float | None = None) -> dict[str, T]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,11 +25,10 @@ from accounts.types import Actor
 from hosts.drivers import libvirt as driver
 from hosts.drivers.types import DiskInfo, DomainInfo, DriverError, HostInfo, NicInfo
 from hosts.models import Guest, GuestDisk, GuestNic, Hypervisor, InventoryRefreshStats, StorageServer
+from hosts.services import host_calls
 from hosts.signals import state_changed
 
 log = logging.getLogger(__name__)
-
-MAX_PARALLEL_HOSTS = 8
 
 
 @dataclass(frozen=True)
@@ -303,24 +302,23 @@ def _record_refresh(hypervisor_id: int, started: float, failed: bool) -> None:
         stats.update(**bump)
 
 
-def _refresh_in_thread(hypervisor: Hypervisor) -> RefreshResult:
-    try:
-        return refresh_hypervisor(hypervisor)
-    finally:
-        if not connection.in_atomic_block:
-            connection.close()  # each thread has its own DB connection; don't leak it
-
-
 def refresh_all(hypervisor_ids: Iterable[int] | None = None) -> list[RefreshResult]:
-    """Refresh hosts in parallel: a slow or dead host costs its own timeout, not everyone's."""
+    """Refresh hosts in parallel, each waited for at most `host_calls.WAIT_S`: a slow, dead or stalled host
+    costs its own part, not everyone's, and a host still busy with an earlier call is not asked again
+    (its late refresh still records what libvirt said when it returns; hosts.services.host_calls)."""
     hypervisors = list(
         Hypervisor.objects.all() if hypervisor_ids is None else Hypervisor.objects.filter(pk__in=hypervisor_ids)
     )
-    if len(hypervisors) <= 1 or connection.in_atomic_block:
-        # Inside a test transaction other threads could not see the rows: stay on this thread.
-        return [refresh_hypervisor(hv) for hv in hypervisors]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hypervisors))) as pool:
-        return list(pool.map(_refresh_in_thread, hypervisors))
+    answered = host_calls.run({hv.uri: partial(refresh_hypervisor, hv) for hv in hypervisors})
+    return [answered.get(hv.uri) or _not_answered(hv) for hv in hypervisors]
+
+
+def _not_answered(hv: Hypervisor) -> RefreshResult:
+    return RefreshResult(
+        hypervisor=hv.name,
+        online=False,
+        error=f"libvirt has not answered within {host_calls.WAIT_S:.0f} s; not waited for (its row is unchanged)",
+    )
 
 
 def request_refresh(*, hypervisor: Hypervisor | None = None, actor: Actor = None, source_ip: str = "") -> None:

@@ -132,7 +132,8 @@ def test_a_moving_guests_own_events_leave_its_host_alone_until_the_move_ends(tmp
 def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_path, monkeypatch, settings):
     """A guest start waiting inside sanlock holds its host's libvirtd, and listing that host's domains waits
     as long (docs/ha.md, "Evidence"). The round must go on without that host: the other host refreshed, every
-    host judged; that host gets no second call while the first waits, and is refreshed again once it answers.
+    host judged; that host gets no second call while the first waits, is judged suspect while its call hangs,
+    and is refreshed again (and healthy) once it answers.
     The lab cannot stall on demand: hv-b's listing waits on an Event here (the only stand-in)."""
     from accounts.models import AuditEvent
     from hosts.models import InventoryRefreshStats
@@ -145,12 +146,12 @@ def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_pa
     Hypervisor.objects.create(name="hv-a", uri=a_uri)
     hv_b = Hypervisor.objects.create(name="hv-b", uri=b_uri)
     Hypervisor.objects.create(name="hv-c", uri="qemu+tcp://127.0.99.9/system")  # nobody listens: it is down
-    released = threading.Event()
+    hang, released = threading.Event(), threading.Event()
     stalled_calls = []
     real_listing = driver.list_domains
 
     def listing(uri):
-        if uri == b_uri and not released.is_set():
+        if uri == b_uri and hang.is_set() and not released.is_set():
             stalled_calls.append(uri)
             released.wait(30)
         return real_listing(uri)
@@ -160,6 +161,9 @@ def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_pa
     runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 10, "interval_s": 0.3}, daemon=True)
     runner.start()
     try:
+        # hv-b answers its first refreshes (a host never contacted is not judged), then hangs
+        wait_for(lambda: Hypervisor.objects.get(pk=hv_b.pk).state == "online", 10)
+        hang.set()
         wait_for(lambda: stalled_calls, 10)
         # hv-c judged: failure detection ran although hv-b has not answered
         wait_for(lambda: AuditEvent.objects.filter(hypervisor="hv-c", action="host.suspect").exists(), 10)
@@ -167,12 +171,19 @@ def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_pa
         wait_for(lambda: Guest.objects.filter(name="a01", power="paused").exists(), 10)  # hv-a: later rounds
         assert runner.is_alive() and not released.is_set()
         assert stalled_calls == [b_uri]  # one call in flight for hv-b, no new one per round
+        # hv-b's libvirtd took the connection and never answered: its row still says online, but it is
+        # judged as not answering once its call has outlived a round's wait
+        wait_for(lambda: AuditEvent.objects.filter(hypervisor="hv-b", action="host.suspect").exists(), 10)
+        hv_b.refresh_from_db()
+        assert (hv_b.state, hv_b.health) == ("online", "suspect")
 
         driver.suspend(b_uri, b01.uuid)
         released.set()  # hv-b answers
         # its late refresh, then a new one from a later round
         wait_for(lambda: InventoryRefreshStats.objects.filter(hypervisor=hv_b, refreshes__gte=2).exists(), 10)
         assert Guest.objects.get(name="b01").power == "paused"  # libvirt's word on hv-b
+        wait_for(lambda: Hypervisor.objects.get(pk=hv_b.pk).health == "healthy", 10)
+        assert AuditEvent.objects.filter(hypervisor="hv-b", action="host.healthy").exists()
     finally:
         released.set()
         runner.join(20)
