@@ -135,7 +135,9 @@ def main() -> int:
                     p = job.prediction
                     converged = job.state == "succeeded"
                     actual_s = (job.total_ms or 0) / 1000
-                    rows.append((dirty, cap, bool(p["converges"]), converged, float(p["total_s"]), actual_s))
+                    rows.append(
+                        (dirty, cap, bool(p["converges"]), converged, float(p["total_s"]), actual_s, p.get("uncertain"))
+                    )
                     print(
                         f"dirty {dirty} cap {cap}: measured {measured} MiB/s; predicted {p['summary']} "
                         f"(link {p['link_mibps']}, dirty {p['dirty_mibps']}, {p.get('memory_source', '')}); "
@@ -152,6 +154,14 @@ def main() -> int:
     errors = [abs(r[4] - r[5]) / r[5] * 100 for r in rows if r[2] and r[3] and r[5] > 0]
     median = statistics.median(errors) if errors else float("nan")
     print(f"errors (%): {', '.join(f'{e:.0f}' for e in errors)}", flush=True)
+    # A verdict flagged uncertain still counts as what it says (classified_ok is converge-or-not, as asked).
+    unsure = [r for r in rows if r[6]]
+    print(
+        f"uncertain verdicts: {len(unsure)} ({', '.join(f'dirty {r[0]} cap {r[1]}' for r in unsure) or 'none'}), "
+        f"right {sum(1 for r in unsure if r[2] == r[3])}; certain verdicts right "
+        f"{sum(1 for r in rows if not r[6] and r[2] == r[3])} of {len(rows) - len(unsure)}",
+        flush=True,
+    )
     print(f"prediction cases={len(rows)} classified_ok={ok} median_abs_err_pct={median:.1f}")
     return 0
 

@@ -20,7 +20,8 @@ costs beside the memory, and how libvirt's page-sampling dirty rate relates to w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 # QEMU's default max downtime when the operator leaves it unset.
 DEFAULT_MAX_DOWNTIME_MS = 300
@@ -33,6 +34,11 @@ SETUP_S = 1.0
 SAMPLED_UNDER_READ = 1.3
 # What the switch-over itself costs beyond sending the last dirty pages (device state, resuming).
 SWITCHOVER_MS = 25.0
+# libvirt's page sampling checks 512 pages per GiB of guest memory, so each sampled page stands for 2 MiB
+# whatever the guest's size: a reading of R MiB/s over P s counted R x P / 2 changed pages, give or take
+# their square root (docs/benchmarks.md, "A 1 s sampling period?"). A guest dirtying 8 MiB/s is judged on
+# about 8 pages over 2 s, so its reading is good to about +/- 35 %.
+SAMPLED_PAGE_MIB = 2.0
 # QEMU's auto-converge defaults (migrate-set-parameters cpu-throttle-initial / -increment, and its max).
 THROTTLE_INITIAL = 0.20
 THROTTLE_STEP = 0.10
@@ -77,8 +83,14 @@ class Prediction:
     total_s: float
     downtime_ms: float
     reason: str
+    # Non-empty when the verdict would flip within what a sampled dirty-rate reading can tell: the move is
+    # a toss-up (docs/planning.md), and this says at which rate it flips.
+    uncertain: str = ""
 
     def summary(self) -> str:
+        return self._verdict() + (f"; uncertain: {self.uncertain}" if self.uncertain else "")
+
+    def _verdict(self) -> str:
         if not self.converges:
             return f"will not converge: {self.reason}"
         if self.via == "offline":
@@ -92,7 +104,34 @@ def predict_live(m: MoveInputs) -> Prediction:
     allowed (auto-converge, post-copy), and returns the first way that converges, or why none does."""
     if m.link_mibps <= 0:
         return Prediction(False, "", 0, 0.0, 0.0, "no link speed known")
-    return _within_timeout(m, _first_way(m))
+    p = _within_timeout(m, _first_way(m))
+    return replace(p, uncertain=_uncertainty(m, p)) if m.sampled_over_s > 0 else p
+
+
+def reading_range(rate_mibps: float, over_s: float) -> tuple[float, float]:
+    """What a page-sampling reading of `rate_mibps` over `over_s` seconds can mean: +/- the square root of
+    the pages it counted; a reading of no page at all may still hide one."""
+    page_rate = SAMPLED_PAGE_MIB / over_s  # one sampled page in the period, as MiB/s
+    pages = rate_mibps / page_rate
+    spread = math.sqrt(pages) * page_rate if pages >= 1 else page_rate
+    return max(0.0, rate_mibps - spread), rate_mibps + spread
+
+
+def _uncertainty(m: MoveInputs, p: Prediction) -> str:
+    """Why the verdict is a toss-up, or "": the move is predicted again at both ends of what the reading can
+    mean, and a verdict that differs at either end is not one the reading can decide."""
+    low, high = reading_range(m.dirty_mibps, m.sampled_over_s)
+    for other in (high, low) if p.converges else (low, high):
+        q = _within_timeout(replace(m, dirty_mibps=other), _first_way(replace(m, dirty_mibps=other)))
+        if q.converges != p.converges:
+            flips = "would converge"
+            if p.converges:
+                flips = "would not converge" + ("" if m.auto_converge else "; allow auto-converge to be sure")
+            return (
+                f"the sampled dirty rate of {m.dirty_mibps:.1f} MiB/s may be {low:.1f}–{high:.1f} "
+                f"(from the few pages it counted), and at {other:.1f} MiB/s the move {flips}"
+            )
+    return ""
 
 
 def _first_way(m: MoveInputs) -> Prediction:

@@ -104,6 +104,7 @@ def as_dict(p: Prediction, link: Sourced, dirty: Sourced | None) -> dict:
         "total_s": round(p.total_s, 2),
         "downtime_ms": round(p.downtime_ms),
         "summary": p.summary(),
+        "uncertain": p.uncertain,
         "link_mibps": round(link.value, 1),
         "link_source": link.source,
         "dirty_mibps": round(dirty.value, 1) if dirty else None,

@@ -124,3 +124,36 @@ def test_a_move_that_would_end_after_its_completion_timeout_is_predicted_not_to(
     assert not cut.converges and "more than the 10 s completion timeout" in cut.reason
     assert cut.summary().startswith("will not converge")
     assert predict_live(MoveInputs(**inputs, completion_timeout_s=60)).converges
+
+
+def test_a_sampled_reading_near_the_cap_is_called_a_toss_up_and_says_where_it_flips():
+    """The lab's 8 MiB guest at the 8 MiB/s cap converged in 3 of 5 moves after readings of 1-8 MiB/s
+    (docs/benchmarks.md): a reading of 4 counted 4 sampled pages over 2 s, good to +/- 2 MiB/s."""
+    near = MoveInputs(memory_mib=105, dirty_mibps=4, link_mibps=8, sampled_over_s=2.0, completion_timeout_s=30)
+    p = predict_live(near)
+    assert p.converges and p.uncertain
+    assert "2.0–6.0" in p.uncertain and "at 6.0 MiB/s the move would not converge" in p.uncertain
+    assert "allow auto-converge" in p.summary()
+    stalls = predict_live(MoveInputs(**{**near.__dict__, "dirty_mibps": 8}))
+    assert not stalls.converges and "would converge" in stalls.uncertain
+
+
+def test_a_reading_the_verdict_holds_across_is_certain():
+    idle = predict_live(MoveInputs(memory_mib=105, dirty_mibps=0, link_mibps=32, sampled_over_s=2.0))
+    busy = predict_live(MoveInputs(memory_mib=105, dirty_mibps=24, link_mibps=8, sampled_over_s=2.0))
+    assert idle.converges and not busy.converges
+    assert idle.uncertain == busy.uncertain == ""
+    assert "uncertain" not in busy.summary()
+
+
+def test_a_rate_seen_during_a_move_is_not_a_sample_and_carries_no_sampling_doubt():
+    p = predict_live(MoveInputs(memory_mib=105, dirty_mibps=4, link_mibps=8, completion_timeout_s=30))
+    assert p.converges and p.uncertain == ""
+
+
+def test_a_reading_of_no_page_may_still_hide_one():
+    from migrations_app.planning.prediction import reading_range
+
+    assert reading_range(0, 2.0) == (0.0, 1.0)
+    low, high = reading_range(8, 2.0)  # 8 pages, +/- 2.8
+    assert round(low, 1) == 5.2 and round(high, 1) == 10.8
