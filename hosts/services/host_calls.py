@@ -10,8 +10,8 @@ the round goes on without it. Invariants:
 - A late call is not waited for; what it does itself when it returns still happens (a refresh then
   records what libvirt said at that moment; no newer call of that host can have started meanwhile).
   Only its return value is dropped.
-- A call in flight longer than a round's wait means the host's libvirt is not answering: failure
-  detection judges it so (`stalled`).
+- A call in flight longer than STALLED_S means the host's libvirt is not answering: failure detection
+  judges it so (`stalled`).
 - Inside a transaction (tests) other threads could not see the rows: calls run inline, unbounded.
 """
 
@@ -33,6 +33,11 @@ T = TypeVar("T")
 # is found so (and judged) in the round that asked it; well under the watcher's lease (20 s), so a round
 # with a stalled host still renews it even if two of its steps each meet a newly stalled host.
 WAIT_S = 8.0
+# How long a call may hang before its host counts as not answering. A sound host's call can wait 30 s:
+# libvirt's QEMU driver waits that long for a domain's job (a move in or out of it) before it gives up,
+# and the prediction bench's moves aborted at their 30 s timeout made a refresh of the target wait past
+# 8 s (its host was then judged suspect and refused the next move). Longer than that, with a margin.
+STALLED_S = 45.0
 
 _lock = threading.Lock()
 _in_flight: dict[str, float] = {}  # host URI -> when its call started (time.monotonic())
@@ -45,11 +50,11 @@ def busy() -> set[str]:
 
 
 def stalled(older_than_s: float | None = None) -> dict[str, float]:
-    """Hosts whose call has been in flight longer than a round waits (or `older_than_s`): URI -> seconds.
+    """Hosts whose call has been in flight longer than STALLED_S (or `older_than_s`): URI -> seconds.
 
     Failure detection counts them as not answering: a libvirtd that accepts connections but never replies
     would otherwise keep the state of its last refresh, "online", for ever."""
-    limit = WAIT_S if older_than_s is None else older_than_s
+    limit = STALLED_S if older_than_s is None else older_than_s
     now = time.monotonic()
     with _lock:
         return {uri: now - since for uri, since in _in_flight.items() if now - since >= limit}

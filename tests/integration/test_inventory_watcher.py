@@ -158,6 +158,7 @@ def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_pa
 
     monkeypatch.setattr(driver, "list_domains", listing)
     monkeypatch.setattr(host_calls, "WAIT_S", 1.0)  # the round's wait for one host, short for the test
+    monkeypatch.setattr(host_calls, "STALLED_S", 2.0)  # and how long a call hangs before its host is suspect
     runner = threading.Thread(target=watcher.run_watcher, kwargs={"duration_s": 10, "interval_s": 0.3}, daemon=True)
     runner.start()
     try:
@@ -172,7 +173,7 @@ def test_a_host_whose_libvirt_stalls_costs_only_its_own_part_of_the_round(tmp_pa
         assert runner.is_alive() and not released.is_set()
         assert stalled_calls == [b_uri]  # one call in flight for hv-b, no new one per round
         # hv-b's libvirtd took the connection and never answered: its row still says online, but it is
-        # judged as not answering once its call has outlived a round's wait
+        # judged as not answering once its call has hung for STALLED_S
         wait_for(lambda: AuditEvent.objects.filter(hypervisor="hv-b", action="host.suspect").exists(), 10)
         hv_b.refresh_from_db()
         assert (hv_b.state, hv_b.health) == ("online", "suspect")
