@@ -90,7 +90,7 @@ def hypervisor_health_clear(*, hypervisor: Hypervisor, actor: Actor, source_ip: 
         raise PermissionDenied("your role may not clear a host's failure")
     stale = _undefine_stale(hypervisor)
     with transaction.atomic():
-        hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
+        hv = Hypervisor.objects.select_for_update(no_key=True).get(pk=hypervisor.pk)  # see inventory.apply_host_facts
         was = hv.health
         hv.health, hv.health_since, hv.health_note = HEALTHY, timezone.now(), f"cleared by {actor.get_username()}"
         hv.save(update_fields=["health", "health_since", "health_note"])

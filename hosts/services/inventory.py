@@ -163,7 +163,11 @@ def apply_host_facts(
     """
     now = timezone.now()
     servers = list(StorageServer.objects.all())
-    hv = Hypervisor.objects.select_for_update().get(pk=hypervisor.pk)
+    # NO KEY: refreshes of one host still queue behind each other, but a row that merely points at the host
+    # (a migration request's job, a guest) is not blocked. A plain FOR UPDATE blocks the foreign-key check
+    # of such an insert; the request held its guest row while the refresh waited for it: a deadlock
+    # (PostgreSQL, tests/scale/test_a_restart_mid_migration.py, a 500 on the Migrate form).
+    hv = Hypervisor.objects.select_for_update(no_key=True).get(pk=hypervisor.pk)
     host_before = _host_picture(hv)
     if hv.state != Hypervisor.State.MAINTENANCE:
         hv.state = Hypervisor.State.ONLINE
