@@ -31,7 +31,7 @@ from hosts.signals import health_changed
 log = logging.getLogger(__name__)
 
 
-def _reachable(hv: Hypervisor, stalled: dict[str, float]) -> bool:
+def _reachable(hv: Hypervisor, stalled: set[str]) -> bool:
     """libvirt answered the last refresh and no call to it has hung since (hosts.services.host_calls)."""
     return hv.state == Hypervisor.State.ONLINE and hv.uri not in stalled
 

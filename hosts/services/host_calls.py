@@ -49,15 +49,14 @@ def busy() -> set[str]:
         return set(_in_flight)
 
 
-def stalled(older_than_s: float | None = None) -> dict[str, float]:
-    """Hosts whose call has been in flight longer than STALLED_S (or `older_than_s`): URI -> seconds.
+def stalled() -> set[str]:
+    """Hosts whose call has been in flight longer than STALLED_S.
 
     Failure detection counts them as not answering: a libvirtd that accepts connections but never replies
     would otherwise keep the state of its last refresh, "online", for ever."""
-    limit = STALLED_S if older_than_s is None else older_than_s
     now = time.monotonic()
     with _lock:
-        return {uri: now - since for uri, since in _in_flight.items() if now - since >= limit}
+        return {uri for uri, since in _in_flight.items() if now - since >= STALLED_S}
 
 
 def run(calls: dict[str, Callable[[], T]], wait_s: float | None = None) -> dict[str, T]:

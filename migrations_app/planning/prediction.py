@@ -104,8 +104,12 @@ def predict_live(m: MoveInputs) -> Prediction:
     allowed (auto-converge, post-copy), and returns the first way that converges, or why none does."""
     if m.link_mibps <= 0:
         return Prediction(False, "", 0, 0.0, 0.0, "no link speed known")
-    p = _within_timeout(m, _first_way(m))
+    p = _verdict(m)
     return replace(p, uncertain=_uncertainty(m, p)) if m.sampled_over_s > 0 else p
+
+
+def _verdict(m: MoveInputs) -> Prediction:
+    return _within_timeout(m, _first_way(m))
 
 
 def reading_range(rate_mibps: float, over_s: float) -> tuple[float, float]:
@@ -122,8 +126,7 @@ def _uncertainty(m: MoveInputs, p: Prediction) -> str:
     mean, and a verdict that differs at either end is not one the reading can decide."""
     low, high = reading_range(m.dirty_mibps, m.sampled_over_s)
     for other in (high, low) if p.converges else (low, high):
-        q = _within_timeout(replace(m, dirty_mibps=other), _first_way(replace(m, dirty_mibps=other)))
-        if q.converges != p.converges:
+        if _verdict(replace(m, dirty_mibps=other)).converges != p.converges:
             flips = "would converge"
             if p.converges:
                 flips = "would not converge" + ("" if m.auto_converge else "; allow auto-converge to be sure")
