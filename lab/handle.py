@@ -59,6 +59,15 @@ class LabHandle:
     def uri(self, host_name: str) -> str:
         return self.uris[host_name]
 
+    def revive(self) -> dict[str, str]:
+        """Start again any lab daemon found dead (`lab up`, which reuses what runs). Returns, for each
+        host whose libvirtd had died, the end of its logs as it left them: a test that finds one dead
+        says so instead of failing on "connection refused" for a cause it does not show."""
+        dead = {row["name"] for row in service.status(self.paths)["hosts"] if not row["running"]}
+        logs = {name: _log_tail(self.paths, name) for name in dead}
+        service.up(wait=True, p=self.paths)
+        return logs
+
     def other_host(self, host_name: str) -> str:
         return next(h.name for h in HOSTS if h.name != host_name)
 
@@ -130,3 +139,14 @@ class LabHandle:
         from .registry import register
 
         return register()
+
+
+def _log_tail(p: Paths, host_name: str, chars: int = 1500) -> str:
+    out = []
+    for log in ("stdout.log", "libvirtd.log"):
+        try:
+            text = (p.host_dir(host_name) / "log" / log).read_text(errors="replace")
+        except OSError as exc:
+            text = f"({exc.strerror})"
+        out.append(f"--- {log}\n{text[-chars:]}")
+    return "\n".join(out)
