@@ -79,8 +79,11 @@ def _store(hv: Hypervisor, after: HostHealth) -> bool:
                 params={"was": hv.health, "grace_s": settings.HA_GRACE_SECONDS, "lease_stamp": after.stamp},
                 message=after.note,
             )
-            health_changed(hv.pk, hv.health, after.health)
+            # The card first: on commit the callbacks run in this order, and the recovery that the
+            # signal enqueues pushes "being recovered" itself; pushed after it, this card (rendered
+            # before the recovery's claim) would say plain "failed" for the whole restart.
             _announce(hv.pk)
+            health_changed(hv.pk, hv.health, after.health)
     return bool(updated)
 
 

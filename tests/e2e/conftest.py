@@ -42,6 +42,7 @@ def live_server_url(server_env: ServerEnv):
         pytest.fail(f"server did not start: {exc}")
     yield f"http://127.0.0.1:{port}"
     stop_group(proc, timeout=15)
+    print("server log (tail):", log.read_text(errors="replace")[-4000:])  # shown on failure, as the worker's
 
 
 @pytest.fixture

@@ -86,6 +86,31 @@ def test_declaring_a_host_failed_enqueues_its_recovery_once_committed(
     assert enqueued == [a.pk]
 
 
+def test_the_failed_card_is_pushed_before_the_recovery_is_enqueued(
+    cluster, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """The recovery's own push ("being recovered") must come after the one saying "failed": enqueued
+    first, a recovery claimed its guest and pushed while the detection was still rendering the card from
+    before the claim, and that stale card, sent last, said "Failed" for the whole restart (seen in CI)."""
+    from hosts import events
+
+    a, b = cluster
+    Hypervisor.objects.filter(pk=a.pk).update(health="suspect", health_since=timezone.now(), state="offline")
+    settings.HA_LOCKSPACE, settings.HA_GRACE_SECONDS = "kvmlab:/srv/leases/lockspace", 30
+    Hypervisor.objects.filter(pk=a.pk).update(ha_host_id=1)
+    monkeypatch.setattr(ha_detection.sanlock, "lease_stamp", lambda lockspace, host_id: 7)
+    order: list[str] = []
+    monkeypatch.setattr(recovery, "_enqueue", lambda pk: order.append("recovery enqueued"))
+    monkeypatch.setattr(
+        events, "_send", lambda html: order.append("failed card pushed" if 'recovery">' in html else "other push")
+    )
+    t0 = timezone.now()
+    ha_detection.detect_failures(now=t0)
+    with django_capture_on_commit_callbacks(execute=True):
+        ha_detection.detect_failures(now=t0 + timezone.timedelta(seconds=31))
+    assert order[:2] == ["failed card pushed", "recovery enqueued"], order
+
+
 def test_clearing_a_recovered_host_removes_its_stale_definitions(cluster):
     a, b = cluster
     recovery.recover_host(a.pk, lease_wait_s=0)
