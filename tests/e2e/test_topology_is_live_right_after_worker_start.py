@@ -47,8 +47,10 @@ def test_an_out_of_band_move_shows_within_the_refresh_interval_of_worker_start(
     page = sign_in(context, "vera", PASSWORD)
     page.goto("/")
     card = page.locator(f"#hypervisor-{cluster['hypervisors']['hv-b']}-card")
-    # One refresh interval after the move, plus the time a worker takes to spawn and a round to run.
-    budget_s = settings.INVENTORY_REFRESH_SECONDS + 5
+    # One refresh interval after the move, plus the time a worker takes to spawn, take the watcher's lease
+    # and run a round: 5 s was too little once in CI (embedded pass, two cores busy with the rest of the
+    # suite), and 15 s keeps the budget (20 s) under the 27-30 s this test was written to catch.
+    budget_s = settings.INVENTORY_REFRESH_SECONDS + 15
     expect(card).to_contain_text(GUEST, timeout=max(1, budget_s - (time.monotonic() - moved)) * 1000)
     print(f"out-of-band move shown {time.monotonic() - moved:.1f} s after it ended")
     context.close()
