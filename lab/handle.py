@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from . import guests, security, service
 from .config import GUESTS, HOSTS, NFS_ADDRESS, HostSpec, Paths, paths
-from .procs import LabError
+from .procs import LabError, alive, load_state
 
 
 @dataclass
@@ -63,9 +63,10 @@ class LabHandle:
         """Start again any lab daemon found dead (`lab up`, which reuses what runs). Returns, for each
         host whose libvirtd had died, the end of its logs as it left them: a test that finds one dead
         says so instead of failing on "connection refused" for a cause it does not show."""
-        dead = {row["name"] for row in service.status(self.paths)["hosts"] if not row["running"]}
-        logs = {name: _log_tail(self.paths, name) for name in dead}
-        service.up(wait=True, p=self.paths)
+        hosts = load_state(self.paths).get("hosts", {})
+        logs = {h.name: _log_tail(self.paths, h.name) for h in HOSTS if not alive(hosts.get(h.name))}
+        if not service.is_up(self.paths):  # the lab's own record, by PID: no libvirt call while all is well
+            service.up(wait=True, p=self.paths)
         return logs
 
     def other_host(self, host_name: str) -> str:
