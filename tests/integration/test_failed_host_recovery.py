@@ -67,14 +67,21 @@ def test_a_kept_definition_without_a_lease_is_reported_not_started(cluster):
     assert "web01" not in {d.name for d in driver.list_domains(b.uri)}
 
 
-def test_declaring_a_host_failed_enqueues_its_recovery_once_committed(
-    cluster, monkeypatch, settings, django_capture_on_commit_callbacks
-):
-    a, b = cluster
+@pytest.fixture
+def suspect_a(cluster, monkeypatch, settings) -> Hypervisor:
+    """hv-a suspect (libvirt gone), its sanlock lease stamp frozen at 7: failed once the 30 s grace is over."""
+    a, _b = cluster
     Hypervisor.objects.filter(pk=a.pk).update(health="suspect", health_since=timezone.now(), state="offline")
     settings.HA_LOCKSPACE, settings.HA_GRACE_SECONDS = "kvmlab:/srv/leases/lockspace", 30
     Hypervisor.objects.filter(pk=a.pk).update(ha_host_id=1)
     monkeypatch.setattr(ha_detection.sanlock, "lease_stamp", lambda lockspace, host_id: 7)
+    return a
+
+
+def test_declaring_a_host_failed_enqueues_its_recovery_once_committed(
+    suspect_a, monkeypatch, django_capture_on_commit_callbacks
+):
+    a = suspect_a
     enqueued = []
     monkeypatch.setattr(recovery, "_enqueue", enqueued.append)
     t0 = timezone.now()
@@ -87,18 +94,13 @@ def test_declaring_a_host_failed_enqueues_its_recovery_once_committed(
 
 
 def test_the_failed_card_is_pushed_before_the_recovery_is_enqueued(
-    cluster, monkeypatch, settings, django_capture_on_commit_callbacks
+    suspect_a, monkeypatch, django_capture_on_commit_callbacks
 ):
     """The recovery's own push ("being recovered") must come after the one saying "failed": enqueued
     first, a recovery claimed its guest and pushed while the detection was still rendering the card from
     before the claim, and that stale card, sent last, said "Failed" for the whole restart (seen in CI)."""
     from hosts import events
 
-    a, b = cluster
-    Hypervisor.objects.filter(pk=a.pk).update(health="suspect", health_since=timezone.now(), state="offline")
-    settings.HA_LOCKSPACE, settings.HA_GRACE_SECONDS = "kvmlab:/srv/leases/lockspace", 30
-    Hypervisor.objects.filter(pk=a.pk).update(ha_host_id=1)
-    monkeypatch.setattr(ha_detection.sanlock, "lease_stamp", lambda lockspace, host_id: 7)
     order: list[str] = []
     monkeypatch.setattr(recovery, "_enqueue", lambda pk: order.append("recovery enqueued"))
     monkeypatch.setattr(
