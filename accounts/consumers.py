@@ -32,6 +32,7 @@ from accounts.denials import record_denial
 from accounts.events import user_group
 from accounts.permissions import user_can
 from accounts.roles import Perm
+from kvmcluster import fanout
 
 # 1012 "service restart": the htmx ws extension reconnects only after 1006/1011/1012/1013, and the
 # reconnect is what re-checks the user's session and role (refused after logout or deactivation).
@@ -134,6 +135,16 @@ class PermissionCheckedMixin:
             return
         await super().dispatch(message)
 
+    def forwarded_groups(self) -> list[str]:
+        """Groups whose pushes this socket only forwards. The process reads each such group once and hands
+        each push to its sockets in turn (kvmcluster.fanout) instead of waking every socket's task. Joined
+        before the accept; their pushes wait until connect is done, so the initial state goes out first."""
+        return []
+
+    async def forward(self, message: dict) -> None:
+        """A push of a forwarded group (kvmcluster.fanout), handled as dispatch would."""
+        await self.dispatch(message)
+
     async def connect(self):
         user = self.scope.get("user")
         allowed = await database_sync_to_async(_check)(self.scope, self.required_perm)
@@ -145,11 +156,14 @@ class PermissionCheckedMixin:
         # or a push sent the moment the client sees the socket open would be missed.
         left = await database_sync_to_async(_session_seconds_left)(self.scope)
         await self.channel_layer.group_add(self._user_group, self.channel_name)
+        for group in self.forwarded_groups():
+            await fanout.join(group, self)
         await self.before_accept()
         await self.accept()
         _opened(self)
         self._expiry = _close_at_session_expiry(self, left)
         await self.on_authorized()
+        await fanout.release(self)
 
     async def before_accept(self) -> None:
         """Hook: join groups that need a database look-up first (permission already checked). A push sent
@@ -165,6 +179,7 @@ class PermissionCheckedMixin:
         _closed(self)
         if getattr(self, "_expiry", None) is not None:
             self._expiry.cancel()
+        await fanout.leave(self)
         if self._user_group:
             await self.channel_layer.group_discard(self._user_group, self.channel_name)
             await self.on_disconnect(code)

@@ -19,11 +19,8 @@ class TopologyConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
     required_perm = Perm.VIEW_CLUSTER
     forward_only = frozenset({"topology_update"})
 
-    async def on_authorized(self):
-        await self.channel_layer.group_add(events.TOPOLOGY_GROUP, self.channel_name)
-
-    async def on_disconnect(self, code):
-        await self.channel_layer.group_discard(events.TOPOLOGY_GROUP, self.channel_name)
+    def forwarded_groups(self):
+        return [events.TOPOLOGY_GROUP]
 
     async def receive(self, text_data=None, bytes_data=None):
         """htmx's ws extension may send form data over the socket; nothing here listens to it."""

@@ -30,18 +30,18 @@ class MigrationConsumer(PermissionCheckedMixin, _ForwardHtml, AsyncWebsocketCons
 
     required_perm = Perm.VIEW_CLUSTER
 
+    def forwarded_groups(self):
+        return [events.job_group(self._pk())]
+
+    def _pk(self) -> int:
+        return int(self.scope["url_route"]["kwargs"]["pk"])
+
     async def on_authorized(self):
-        pk = int(self.scope["url_route"]["kwargs"]["pk"])
-        self.group = events.job_group(pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         # The card as it is now, after joining: a viewer whose socket dropped (a web node or Redis
         # restarted) catches up with what it missed, the final state included, without a reload.
-        html = await database_sync_to_async(events.render_current)(pk)
+        html = await database_sync_to_async(events.render_current)(self._pk())
         if html:
-            await self.send(text_data=html)
-
-    async def on_disconnect(self, code):
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.send(text_data=html)  # before the pushes held since joining (kvmcluster.fanout)
 
 
 class ActiveMigrationsConsumer(PermissionCheckedMixin, _ForwardHtml, AsyncWebsocketConsumer):
@@ -49,11 +49,8 @@ class ActiveMigrationsConsumer(PermissionCheckedMixin, _ForwardHtml, AsyncWebsoc
 
     required_perm = Perm.VIEW_CLUSTER
 
-    async def on_authorized(self):
-        await self.channel_layer.group_add(events.ACTIVE_GROUP, self.channel_name)
-
-    async def on_disconnect(self, code):
-        await self.channel_layer.group_discard(events.ACTIVE_GROUP, self.channel_name)
+    def forwarded_groups(self):
+        return [events.ACTIVE_GROUP]
 
 
 class OperationConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
@@ -66,11 +63,9 @@ class OperationConsumer(PermissionCheckedMixin, AsyncWebsocketConsumer):
         # Checked once here: a role change closes the socket (PermissionCheckedMixin), and the reconnect
         # checks again.
         self.can_run = await database_sync_to_async(user_can)(self.scope.get("user"), Perm.RUN_MIGRATIONS)
-        self.group = events.operation_group(int(self.scope["url_route"]["kwargs"]["pk"]))
-        await self.channel_layer.group_add(self.group, self.channel_name)
 
-    async def on_disconnect(self, code):
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+    def forwarded_groups(self):
+        return [events.operation_group(int(self.scope["url_route"]["kwargs"]["pk"]))]
 
     async def operation_progress(self, event):
         await self.send(text_data=event["html_run"] if self.can_run else event["html"])
