@@ -4,6 +4,7 @@ what they are given (the consumers on a real layer: tests/integration/test_forwa
 
 import asyncio
 
+import pytest
 from channels.layers import InMemoryChannelLayer
 
 from kvmcluster.fanout import _Fanout
@@ -28,13 +29,22 @@ async def _settle(until, timeout=2.0):
     raise AssertionError("not delivered")
 
 
-async def test_one_reader_hands_each_push_to_every_live_socket_in_order():
-    layer = InMemoryChannelLayer()
-    fanout = _Fanout(layer)
-    a, b = Socket(), Socket()
-    for s in (a, b):
+@pytest.fixture
+def fanout():
+    return _Fanout(InMemoryChannelLayer())
+
+
+async def _live(fanout: _Fanout, *sockets: Socket) -> None:
+    """Sockets that joined "g" and finished connecting."""
+    for s in sockets:
         await fanout.join("g", s)
         await fanout.release(s)
+
+
+async def test_one_reader_hands_each_push_to_every_live_socket_in_order(fanout):
+    layer = fanout.layer
+    a, b = Socket(), Socket()
+    await _live(fanout, a, b)
     assert len(layer.groups["g"]) == 1  # the process is in the group once, whatever its sockets
     for n in range(3):
         await layer.group_send("g", {"type": "x", "html": f"push {n}"})
@@ -44,9 +54,8 @@ async def test_one_reader_hands_each_push_to_every_live_socket_in_order():
         await fanout.leave(s)
 
 
-async def test_a_joiner_gets_what_arrived_before_its_release_after_its_own_first_send():
-    layer = InMemoryChannelLayer()
-    fanout = _Fanout(layer)
+async def test_a_joiner_gets_what_arrived_before_its_release_after_its_own_first_send(fanout):
+    layer = fanout.layer
     s = Socket()
     await fanout.join("g", s)
     await layer.group_send("g", {"type": "x", "html": "pushed while connecting"})
@@ -60,13 +69,10 @@ async def test_a_joiner_gets_what_arrived_before_its_release_after_its_own_first
     await fanout.leave(s)
 
 
-async def test_a_broken_socket_does_not_cost_the_others_their_push():
-    layer = InMemoryChannelLayer()
-    fanout = _Fanout(layer)
+async def test_a_broken_socket_does_not_cost_the_others_their_push(fanout):
+    layer = fanout.layer
     broken, fine = Socket(broken=True), Socket()
-    for s in (broken, fine):
-        await fanout.join("g", s)
-        await fanout.release(s)
+    await _live(fanout, broken, fine)
     await layer.group_send("g", {"type": "x", "html": "one"})
     await layer.group_send("g", {"type": "x", "html": "two"})
     await _settle(lambda: len(fine.got) == 2)
@@ -75,13 +81,10 @@ async def test_a_broken_socket_does_not_cost_the_others_their_push():
         await fanout.leave(s)
 
 
-async def test_the_last_socket_leaving_drops_the_group_and_its_reader():
-    layer = InMemoryChannelLayer()
-    fanout = _Fanout(layer)
+async def test_the_last_socket_leaving_drops_the_group_and_its_reader(fanout):
+    layer = fanout.layer
     a, b = Socket(), Socket()
-    for s in (a, b):
-        await fanout.join("g", s)
-        await fanout.release(s)
+    await _live(fanout, a, b)
     reader = fanout.groups["g"].reader
     await fanout.leave(a)
     assert "g" in fanout.groups and not reader.done()
@@ -95,8 +98,7 @@ async def test_the_process_membership_is_renewed_while_the_page_is_watched():
     layer = InMemoryChannelLayer(group_expiry=1)  # channels' layers forget a membership after this
     fanout = _Fanout(layer)
     s = Socket()
-    await fanout.join("g", s)
-    await fanout.release(s)
+    await _live(fanout, s)
     await asyncio.sleep(2.5)  # past the expiry: without renewal the in-memory layer drops the member
     await layer.group_send("g", {"type": "x", "html": "still here"})
     await _settle(lambda: s.got == ["still here"])
