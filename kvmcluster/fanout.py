@@ -58,10 +58,8 @@ class _Fanout:
         try:
             # every joiner waits for the subscription: a push sent after join returns is received
             await asyncio.shield(group.started)
-        except BaseException:
-            group.members.pop(consumer, None)
-            if group.started.done() and group.started.exception() is not None and self.groups.get(name) is group:
-                del self.groups[name]  # the next join tries again (e.g. Redis was away)
+        except BaseException:  # the start failed (Redis away) or this connect was cancelled
+            await self._drop(group, consumer)  # the last one out drops the group: the next join starts anew
             raise
 
     async def _start(self, group: _Group) -> None:
@@ -110,14 +108,16 @@ class _Fanout:
 
     async def leave(self, consumer: Forwarder) -> None:
         for group in list(self.groups.values()):
-            if consumer not in group.members:
-                continue
-            del group.members[consumer]
-            if group.members:
-                continue
-            if self.groups.get(group.name) is group:
-                del self.groups[group.name]
-            await self._stop(group)
+            if consumer in group.members:
+                await self._drop(group, consumer)
+
+    async def _drop(self, group: _Group, consumer: Forwarder) -> None:
+        group.members.pop(consumer, None)
+        if group.members:
+            return
+        if self.groups.get(group.name) is group:
+            del self.groups[group.name]
+        await self._stop(group)
 
     async def _stop(self, group: _Group) -> None:
         for task in (group.refresher, group.reader, group.started):

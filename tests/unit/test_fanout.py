@@ -104,3 +104,46 @@ async def test_the_process_membership_is_renewed_while_the_page_is_watched():
     await _settle(lambda: s.got == ["still here"])
     await fanout.leave(s)
     assert fanout.groups == {}
+
+
+class SlowLayer(InMemoryChannelLayer):
+    """A layer whose subscription takes until `go` is set, or fails then if `fail`."""
+
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.go = asyncio.Event()
+        self.fail = fail
+
+    async def new_channel(self, prefix="specific."):
+        await self.go.wait()
+        if self.fail:
+            raise ConnectionError("Redis is away")
+        return await super().new_channel(prefix)
+
+
+async def test_a_connect_cancelled_while_the_group_starts_leaves_no_reader_behind():
+    layer = SlowLayer()
+    fanout = _Fanout(layer)
+    joining = asyncio.ensure_future(fanout.join("g", Socket()))
+    await asyncio.sleep(0.05)
+    started = fanout.groups["g"].started
+    joining.cancel()
+    await asyncio.gather(joining, return_exceptions=True)
+    assert fanout.groups == {} and started.done()  # nobody waits for the page: nothing reads it
+    assert not layer.groups.get("g")
+
+
+async def test_a_failed_start_fails_every_joiner_and_the_next_join_starts_anew():
+    layer = SlowLayer(fail=True)
+    fanout = _Fanout(layer)
+    joins = [asyncio.ensure_future(fanout.join("g", Socket())) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    layer.go.set()
+    results = await asyncio.gather(*joins, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results) and fanout.groups == {}
+    layer.fail = False  # Redis is back
+    s = Socket()
+    await _live(fanout, s)
+    await layer.group_send("g", {"type": "x", "html": "after the outage"})
+    await _settle(lambda: s.got == ["after the outage"])
+    await fanout.leave(s)
