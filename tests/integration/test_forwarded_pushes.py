@@ -13,6 +13,7 @@ from kvmcluster import fanout
 from migrations_app import events
 from migrations_app.consumers import MigrationConsumer
 from tests.factories import make_user
+from tests.integration.sockets_support import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -24,11 +25,7 @@ async def _close_worker_thread_connections():
 
 
 async def _open_job_page(user, pk: int) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(MigrationConsumer.as_asgi(), f"/ws/migrations/{pk}/")
-    communicator.scope["user"] = user
-    communicator.scope["url_route"] = {"kwargs": {"pk": pk}}
-    assert (await communicator.connect())[0]
-    return communicator
+    return await open_socket(MigrationConsumer.as_asgi(), f"/ws/migrations/{pk}/", user, pk=pk)
 
 
 def _push(pk: int, html: str) -> None:

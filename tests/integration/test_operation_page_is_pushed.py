@@ -14,6 +14,7 @@ from migrations_app import events, services
 from migrations_app.consumers import OperationConsumer
 from migrations_app.services import operation_controls
 from tests.factories import make_user
+from tests.integration.sockets_support import open_socket
 from tests.integration.test_maintenance_operations import _enter, drain  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -28,11 +29,7 @@ async def _close_worker_thread_connections():
 
 
 async def _socket(user, op_id: int) -> WebsocketCommunicator:
-    socket = WebsocketCommunicator(OperationConsumer.as_asgi(), f"/ws/operations/{op_id}/")
-    socket.scope["user"] = user
-    socket.scope["url_route"] = {"kwargs": {"pk": op_id}}
-    assert (await socket.connect())[0]
-    return socket
+    return await open_socket(OperationConsumer.as_asgi(), f"/ws/operations/{op_id}/", user, pk=op_id)
 
 
 def _succeed(job) -> None:

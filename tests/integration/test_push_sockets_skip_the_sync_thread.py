@@ -5,7 +5,6 @@ bench/fanout.py). A handler that is not forward-only still gets it."""
 import pytest
 from asgiref.sync import sync_to_async
 from channels import consumer as channels_consumer
-from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from hosts import events as host_events
@@ -13,6 +12,7 @@ from hosts.consumers import TopologyConsumer
 from migrations_app import events as migration_events
 from migrations_app.consumers import MigrationConsumer
 from tests.factories import make_user
+from tests.integration.sockets_support import open_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -37,17 +37,9 @@ def cleanups(monkeypatch):
     return calls
 
 
-async def _open(app, path: str, user, **kwargs) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(app, path)
-    communicator.scope["user"] = user
-    communicator.scope["url_route"] = {"kwargs": kwargs}
-    assert (await communicator.connect())[0]
-    return communicator
-
-
 async def test_a_topology_push_reaches_the_viewer_without_the_sync_hop(cleanups):
     user = await sync_to_async(make_user)("watcher", "viewer")
-    communicator = await _open(TopologyConsumer.as_asgi(), "/ws/topology/", user)
+    communicator = await open_socket(TopologyConsumer.as_asgi(), "/ws/topology/", user)
     try:
         before = len(cleanups)
         await sync_to_async(host_events._send)('<span id="guest-1-move-row">moving 40 %</span>')
@@ -62,7 +54,7 @@ async def test_a_topology_push_reaches_the_viewer_without_the_sync_hop(cleanups)
 
 async def test_a_job_page_push_reaches_the_viewer_without_the_sync_hop(cleanups):
     user = await sync_to_async(make_user)("watcher", "viewer")
-    communicator = await _open(MigrationConsumer.as_asgi(), "/ws/migrations/42/", user, pk=42)
+    communicator = await open_socket(MigrationConsumer.as_asgi(), "/ws/migrations/42/", user, pk=42)
     try:
         before = len(cleanups)
         await sync_to_async(migration_events._send)(
